@@ -1,0 +1,5 @@
+import sys
+
+from b2ct.cli import main
+
+sys.exit(main())

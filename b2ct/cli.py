@@ -1,0 +1,84 @@
+"""Thin command line: parse arguments, call the product modules, map errors to exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from b2ct import __version__
+from b2ct.errors import B2ctError
+from b2ct.ui import console
+
+app = typer.Typer(
+    name="b2ct",
+    help="Turn a rack of bare servers into a working OpenNebula/KVM cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Each product module exposes register(app) and adds its own commands; the CLI knows nothing else.
+COMMAND_MODULES = (
+    "b2ct.inventory.commands",
+    "b2ct.kickstart.commands",
+    "b2ct.media.commands",
+    "b2ct.lab.commands",
+    "b2ct.deploy.commands",
+    "b2ct.check.commands",
+    "b2ct.opennebula.commands",
+    "b2ct.demo",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"b2ct {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show version."),
+) -> None:
+    """b2ct: kickstarts, install media, Ansible roles, checks and a lab for OpenNebula/KVM sites."""
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != _name:  # a real missing dependency inside the module: say so
+            raise
+        continue
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except B2ctError as exc:
+        console.print(f"b2ct: error: {exc.oneline()}", markup=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("b2ct: interrupted", markup=False)
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        console.print("b2ct: aborted", markup=False)
+        return 1
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Write outputs whole or not at all: a temp file beside the target, renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from b2ct.errors import B2ctError
+
+
+def _check_parent(path: Path) -> None:
+    parent = path.parent
+    if not parent.is_dir():
+        raise B2ctError(f"output directory {parent} does not exist", where=path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise B2ctError(f"output directory {parent} is not writable", where=path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else remove it."""
+    path = Path(path)
+    _check_parent(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, mode)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path:
+    path = Path(path)
+    with atomic_output(path, mode) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return path

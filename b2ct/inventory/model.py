@@ -1,0 +1,161 @@
+"""The validated site model. Everything downstream (kickstart, media, deploy, check) reads only this."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+HostClass = Literal["service", "worker"]
+EphemeralFs = Literal["xfs", "ext4"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A target OS release: what the kickstart speaks and which install media layout it has."""
+
+    name: str
+    family: Literal["el", "debian"]
+    ks_version: str | None  # pykickstart handler name; None: not installed by kickstart
+    major: int
+    description: str
+
+    @property
+    def kickstartable(self) -> bool:
+        return self.ks_version is not None
+
+
+RELEASES: dict[str, Release] = {
+    r.name: r
+    for r in (
+        Release("el6", "el", "RHEL6", 6, "CentOS 6.7 (the original recipe; media only)"),
+        Release("el8", "el", "RHEL8", 8, "AlmaLinux/Rocky/RHEL 8"),
+        Release("el9", "el", "RHEL9", 9, "AlmaLinux/Rocky/RHEL 9"),
+        Release("el10", "el", "RHEL10", 10, "AlmaLinux/RHEL 10"),
+        Release("debian12", "debian", None, 12, "Debian 12 (lab hosts; configured, not kickstarted)"),
+        Release("ubuntu2204", "debian", None, 22, "Ubuntu 22.04 (configured, not kickstarted)"),
+        Release("ubuntu2404", "debian", None, 24, "Ubuntu 24.04 (configured, not kickstarted)"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str  # "private" or "public"
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address | None
+    dns: tuple[ipaddress.IPv4Address, ...]
+    bridge: str
+
+    @property
+    def prefix(self) -> int:
+        return self.subnet.prefixlen
+
+    @property
+    def netmask(self) -> str:
+        return str(self.subnet.netmask)
+
+
+@dataclass(frozen=True)
+class Nic:
+    network: str
+    mac: str  # lower case, colon separated
+    ip: ipaddress.IPv4Address | None  # None: DHCP
+    mac_at: str = field(default="", compare=False)  # file:line, for errors found after loading
+    ip_at: str = field(default="", compare=False)
+
+    @property
+    def dhcp(self) -> bool:
+        return self.ip is None
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    klass: HostClass
+    frontend: bool
+    nics: dict[str, Nic]
+    install_disk: str
+    ansible_host: str | None = None
+    serial: str | None = None
+    ephemeral_disk: str | None = None
+    ephemeral_fs: EphemeralFs = "xfs"
+    brick_disk: str | None = None
+    where: str = ""  # file:line of the host's definition, for later error messages
+
+    @property
+    def macs(self) -> list[str]:
+        return [nic.mac for nic in self.nics.values()]
+
+    @property
+    def address(self) -> str | None:
+        """The address tools connect to: ansible_host, else the private static IP."""
+        if self.ansible_host:
+            return self.ansible_host
+        private = self.nics.get("private")
+        return str(private.ip) if private and private.ip else None
+
+
+@dataclass(frozen=True)
+class Brick:
+    host: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.path}"
+
+
+@dataclass(frozen=True)
+class GlusterVolume:
+    name: str
+    replica: int
+    bricks: tuple[Brick, ...]
+    mount: str
+
+
+@dataclass(frozen=True)
+class Squid:
+    port: int = 3128
+    cache_size_mb: int = 20000
+    memory_cache_mb: int = 1024
+    maximum_object_size_mb: int = 1024
+    upstream_proxy: str = ""
+    stratum1_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    release: Release
+    repos: dict[str, str]
+    networks: dict[str, Network]
+    hosts: tuple[Host, ...]
+    root_password_hash: str | None
+    ssh_keys: tuple[str, ...]
+    gluster_volumes: tuple[GlusterVolume, ...]
+    opennebula_version: str
+    squid: Squid
+    timezone: str = "UTC"
+    keyboard: str = "us"
+    lang: str = "en_US.UTF-8"
+    datastore_path: str = "/var/lib/one/datastores"
+    source: str = ""  # the inventory path it was loaded from
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    @property
+    def service_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.klass == "service"]
+
+    @property
+    def worker_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.klass == "worker"]
+
+    @property
+    def frontend(self) -> Host | None:
+        return next((h for h in self.hosts if h.frontend), None)

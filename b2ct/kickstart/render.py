@@ -1,0 +1,206 @@
+"""Render kickstarts from kickstart/ templates: one per host and one rack kickstart for a single key.
+
+Everything is rendered and validated in memory first; files are written only when all of it passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from b2ct import ROOT
+from b2ct.errors import B2ctError
+from b2ct.fsutil import atomic_write
+from b2ct.inventory import RELEASES, Host, Site, load
+from b2ct.kickstart.validate import validate
+
+TEMPLATES = ROOT / "kickstart"
+RACK_NAME = "ks.cfg"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    """Kickstart files keyed by their path on the install medium (``ks.cfg``, ``ks/<host>.cfg``)."""
+
+    release: str
+    files: dict[str, str]
+
+
+def _release_table(templates: Path) -> dict[str, dict[str, Any]]:
+    path = templates / "releases.yml"
+    return _read_release_table(path, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@cache
+def _read_release_table(path: Path, _mtime: int) -> dict[str, dict[str, Any]]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise B2ctError(f"cannot read release table: {exc}", where=path) from None
+    return data
+
+
+@cache
+def _environment(templates: Path) -> jinja2.Environment:
+    # cached: compiling the templates costs more than rendering a small site (auto_reload sees edits)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _template_error(exc: Exception, templates: Path) -> B2ctError:
+    """Point at the template line: Jinja rewrites tracebacks so template frames carry their lineno."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = f"{exc.filename or exc.name}:{exc.lineno}"
+        return B2ctError(f"template syntax error: {exc.message}", where=where)
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(str(templates)):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return B2ctError(f"template error: {exc}", where=where)
+
+
+def _disk(name: str) -> str:
+    # anaconda wants bare names (sda) but accepts /dev/disk/by-* paths as they are
+    return name.removeprefix("/dev/") if name.count("/") <= 2 else name
+
+
+def _host_context(site: Site, host: Host) -> dict[str, Any]:
+    defroute = "public" if "public" in host.nics else "private"
+    nics = []
+    for nic in host.nics.values():
+        net = site.networks[nic.network]
+        nics.append(
+            {
+                "network": nic.network,
+                "mac": nic.mac,
+                "dhcp": nic.dhcp,
+                "ip": str(nic.ip) if nic.ip else "",
+                "netmask": net.netmask,
+                "gateway": str(net.gateway) if net.gateway else "",
+                "dns": ",".join(str(d) for d in net.dns),
+                "defroute": nic.network == defroute,
+            }
+        )
+    nics.sort(key=lambda n: n["network"] != "private")  # private first: it carries the hostname
+    return {
+        "name": host.name,
+        "klass": host.klass,
+        "frontend": host.frontend,
+        "serial": host.serial,
+        "disk": _disk(host.install_disk),
+        "has_ephemeral": host.ephemeral_disk is not None,
+        "nics": nics,
+    }
+
+
+def _net_defaults(site: Site, name: str) -> dict[str, Any] | None:
+    net = site.networks.get(name)
+    if net is None:
+        return None
+    return {
+        "prefix": net.prefix,
+        "gateway": str(net.gateway) if net.gateway else "",
+        "dns": ",".join(str(d) for d in net.dns),
+    }
+
+
+def _site_release(site: Site, release: str | None, templates: Path) -> tuple[str, dict[str, Any]]:
+    name = (release or site.release.name).lower()
+    if name not in RELEASES:
+        raise B2ctError(f"unknown OS release {name!r}", hint="one of " + ", ".join(RELEASES))
+    if not RELEASES[name].kickstartable:
+        raise B2ctError(
+            f"release {name} is not installed by kickstart "
+            "(Debian/Ubuntu hosts are configured by Ansible only)",
+            where=site.source,
+            hint="set b2ct_os_release to el6, el8, el9 or el10, or pass --release",
+        )
+    table = _release_table(templates)
+    if name not in table:
+        raise B2ctError(f"kickstart/releases.yml has no entry for {name}", where=templates / "releases.yml")
+    return name, {"name": name, **table[name]}
+
+
+def render(
+    site: Site, release: str | None = None, templates: Path = TEMPLATES, per_host: bool = True
+) -> Rendered:
+    """Render and validate the rack kickstart and (unless ``per_host`` is off) every host's kickstart."""
+    name, rel = _site_release(site, release, templates)
+    if "baseos" not in site.repos:
+        raise B2ctError("b2ct_repos has no 'baseos' URL to install from", where=site.source)
+    env = _environment(templates)
+    hosts = [_host_context(site, h) for h in site.hosts]
+    common = {"site": site, "rel": rel, "source": site.source}
+    files: dict[str, str] = {}
+    try:
+        host_tpl = env.get_template("host.ks.j2")
+        for h in hosts if per_host else ():
+            files[f"ks/{h['name']}.cfg"] = host_tpl.render(
+                **common, h=h, title=f"host {h['name']} ({h['klass']})"
+            )
+        taken = sorted({n["ip"] for h in hosts for n in h["nics"] if n["ip"]})
+        files[RACK_NAME] = env.get_template("rack.ks.j2").render(
+            **common,
+            title="rack (identifies the machine at install time)",
+            hosts=hosts,
+            taken_ips=taken,
+            defaults={"private": _net_defaults(site, "private"), "public": _net_defaults(site, "public")},
+            pre_script=(templates / "rack-pre.sh").read_text(encoding="utf-8").rstrip("\n"),
+        )
+    except (jinja2.TemplateError, TypeError, KeyError, AttributeError) as exc:
+        raise _template_error(exc, templates) from None
+    for path, text in files.items():
+        validate(text, rel["handler"], path)
+    return Rendered(name, files)
+
+
+def render_media_set(inventory_path: str | Path, release: str | None = None) -> dict[str, str]:
+    """The kickstart files an install medium carries, keyed by their path on the medium."""
+    return render(load(inventory_path), release).files
+
+
+def write(rendered: Rendered, outdir: str | Path) -> list[Path]:
+    """Write every file or none: a new directory is built aside and renamed into place."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise B2ctError("output exists and is not a directory", where=outdir)
+    parent = outdir.parent if outdir.parent != Path("") else Path(".")
+    if not parent.is_dir():
+        raise B2ctError(f"output directory's parent {parent} does not exist", where=outdir)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise B2ctError(f"cannot write in {parent}", where=outdir)
+    if not outdir.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+        try:
+            for rel, text in rendered.files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_text(text, encoding="utf-8")
+            tmp.chmod(0o755)
+            tmp.rename(outdir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    else:
+        if not os.access(outdir, os.W_OK | os.X_OK):
+            raise B2ctError("output directory is not writable", where=outdir)
+        for rel, text in rendered.files.items():
+            (outdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(outdir / rel, text)
+    return [outdir / rel for rel in rendered.files]

@@ -1,0 +1,38 @@
+"""Console output: nested, timed progress steps on stderr (stdout stays for data such as --json)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from rich.console import Console
+
+from b2ct.errors import B2ctError
+
+console = Console(stderr=True, highlight=False)
+_depth = 0
+
+
+@contextlib.contextmanager
+def step(title: str) -> Iterator[None]:
+    """Print ``title``, run the block, then print how long it took, indented by nesting depth."""
+    global _depth
+    indent = "  " * _depth
+    console.print(f"{indent}[bold]‣[/bold] {title}")
+    start = time.monotonic()
+    _depth += 1
+    try:
+        yield
+    except B2ctError:
+        raise  # the CLI prints the one-line error; a trail of "failed" steps would only bury it
+    except BaseException:
+        console.print(f"{indent}  [red]✗ {title} failed after {time.monotonic() - start:.1f}s[/red]")
+        raise
+    finally:
+        _depth -= 1
+    console.print(f"{indent}  [green]✓[/green] [dim]{title} ({time.monotonic() - start:.1f}s)[/dim]")
+
+
+def info(message: str) -> None:
+    console.print("  " * _depth + message)
