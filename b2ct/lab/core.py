@@ -1,0 +1,971 @@
+"""Lab hosts on one machine: systemd-nspawn containers on overlays of the cached base image.
+
+Layout of one lab (slot S is unique among the labs on this machine, so several labs coexist):
+
+    root namespace   bridge b2sSp 10.213.S.254/24 (private)   bridge b2sSu 10.214.S.254/24 (public)
+                        |  veth per host                          |  veth per service host
+    netns b2ct-LAB-HOST  eth0 10.213.S.x (+ eth1 10.214.S.x)  <- systemd-nspawn --boot, systemd-networkd
+    netns b2ct-LAB-gw    10.213.S.1, 10.214.S.1, 10.215.S.1    the site "gateway": routes, no uplink
+    netns b2ct-LAB-out   10.215.S.2, default via gw             an outsider, not in any site network
+
+Nothing routes out of the machine: the gateway namespace has no default route, and the root namespace
+does not forward. Every resource is recorded in the state file before it is created (see state.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from b2ct.errors import B2ctError
+from b2ct.fsutil import atomic_write
+from b2ct.lab import image, net
+from b2ct.lab.state import STATE_ROOT, LabState, Resource, alive, all_labs, lab_dir, locked, proc_start_time
+from b2ct.ui import info, step
+
+PRIVATE_NET = "10.213"
+PUBLIC_NET = "10.214"
+OUTSIDE_NET = "10.215"
+HOST_OCTET = 254  # this machine's address on the lab bridges
+GW_OCTET = 1
+DISK_SIZE = 2 * 1024**3  # sparse: costs nothing until written
+MAX_SLOTS = 200
+DEFAULT_HOSTS = ("svc1", "svc2", "wn1", "wn2")
+POWEROFF_WAIT = 10.0
+BOOT_TIMEOUT = float(os.environ.get("B2CT_LAB_BOOT_TIMEOUT", "180"))
+
+_LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_HOST_NAME = re.compile(r"^(svc|wn)([1-9][0-9]{0,2})$")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    kind: str  # "service" or "worker"
+    index: int
+
+    @property
+    def octet(self) -> int:
+        # Mirrors inventory/example: services .11, .12 …; workers .21, .22 …
+        return 10 + self.index if self.kind == "service" else 20 + self.index
+
+
+def plan_hosts(
+    hosts: Sequence[str] | None = None, services: int | None = None, workers: int | None = None
+) -> list[HostSpec]:
+    """Host list from names (svcN = service host, wnN = worker) or from counts."""
+    if hosts and (services is not None or workers is not None):
+        raise B2ctError("give either --hosts or --services/--workers, not both")
+    if services is not None or workers is not None:
+        names = [f"svc{i}" for i in range(1, (services or 0) + 1)]
+        names += [f"wn{i}" for i in range(1, (workers or 0) + 1)]
+    else:
+        names = list(hosts or DEFAULT_HOSTS)
+    if not names:
+        raise B2ctError("a lab needs at least one host")
+    specs: list[HostSpec] = []
+    for name in names:
+        m = _HOST_NAME.match(name)
+        if not m:
+            raise B2ctError(
+                f"lab host name {name!r} is not svcN or wnN", hint="svcN hosts are service hosts, wnN workers"
+            )
+        kind = "service" if m.group(1) == "svc" else "worker"
+        idx = int(m.group(2))
+        if (kind == "service" and idx > 9) or idx > 200:
+            raise B2ctError(f"lab host {name!r}: at most svc9 and wn200")
+        specs.append(HostSpec(name, kind, idx))
+    if len({s.name for s in specs}) != len(specs):
+        raise B2ctError(f"duplicate host names in {', '.join(names)}")
+    return specs
+
+
+def check_lab_name(name: str) -> str:
+    if not _LAB_NAME.match(name):
+        raise B2ctError(f"lab name {name!r} is not 1-12 characters [a-z0-9] starting with a letter")
+    return name
+
+
+# -- processes inside a container --------------------------------------------------------------------------
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _ppid_and_nspid(pid: int) -> tuple[int, list[str]]:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0, []
+    ppid, nspid = 0, []
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            ppid = int(line.split()[1])
+        elif line.startswith("NSpid:"):
+            nspid = line.split()[1:]
+    return ppid, nspid
+
+
+def _container_init(nspawn_pid: int) -> int:
+    """The container's PID 1, seen from here: the child of nspawn that is pid 1 in its own pid namespace.
+
+    (Its /proc/PID/root reads "/" from here, since it lives in its own mount namespace, so the
+    overlay path cannot identify it; its parent can.)"""
+    for pid in _pids():
+        ppid, nspid = _ppid_and_nspid(pid)
+        if ppid == nspawn_pid and len(nspid) > 1 and nspid[-1] == "1":
+            return pid
+    return 0
+
+
+def _pidns(pid: int) -> int:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _pidns_members(ino: int) -> list[int]:
+    return [pid for pid in _pids() if ino and _pidns(pid) == ino]
+
+
+def _nspawn_pids_for(root: Path) -> list[int]:
+    # nspawn runs in our root; match its command line on the exact recorded overlay path.
+    needle = f"\0-D\0{root}\0".encode()
+    found = []
+    for pid in _pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"systemd-nspawn\0") and needle in b"\0" + cmdline:
+            found.append(pid)
+    return found
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    # Containers started in-process (pytest fixture) are our children: reap them so no zombie stays.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+@dataclass
+class HostStatus:
+    name: str
+    groups: list[str]
+    state: str
+    ip: str
+    public_ip: str
+    ssh: bool
+
+
+class Lab:
+    """One lab: `up`, `down`, `status`, and ways to run commands on its hosts."""
+
+    def __init__(self, name: str = "default"):
+        self.name = check_lab_name(name)
+
+    # -- paths and recorded facts ----------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return lab_dir(self.name)
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "ssh" / "known_hosts"
+
+    def state(self) -> LabState:
+        st = LabState.load(self.name)
+        if st is None:
+            raise B2ctError(f"lab {self.name!r} is not up", hint=f"b2ct lab up --name {self.name}")
+        return st
+
+    def exists(self) -> bool:
+        return (self.dir / "state.json").exists()
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.state().hosts)
+
+    def host(self, name: str) -> dict[str, Any]:
+        hosts = self.state().hosts
+        if name not in hosts:
+            raise B2ctError(f"no host {name!r} in lab {self.name!r}", hint=f"hosts: {', '.join(hosts)}")
+        return hosts[name]
+
+    def ip(self, host: str) -> str:
+        return str(self.host(host)["ip"])
+
+    def netns(self, host: str) -> str:
+        return str(self.host(host)["netns"])
+
+    @property
+    def outsider_ip(self) -> str:
+        return str(self.state().outsider["ip"])
+
+    @property
+    def host_ip(self) -> str:
+        """This machine's address on the private lab bridge (what hosts see as the ansible controller)."""
+        return f"{PRIVATE_NET}.{self.state().slot}.{HOST_OCTET}"
+
+    # -- running commands ------------------------------------------------------------------------------
+    def ssh_argv(self, host: str, cmd: str | Sequence[str] | None = None, *, tty: bool = False) -> list[str]:
+        argv = [
+            "ssh", "-i", str(self.key),
+            "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+            "-t" if tty else "-T",
+            f"root@{self.ip(host)}",
+        ]  # fmt: skip
+        if cmd:
+            argv.append(cmd if isinstance(cmd, str) else shlex.join(cmd))
+        return argv
+
+    def ssh(
+        self,
+        host: str,
+        cmd: str | Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float | None = 300,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` on ``host`` over ssh as root (a string goes to the remote shell as is)."""
+        return subprocess.run(
+            self.ssh_argv(host, cmd), capture_output=True, text=True, check=check, timeout=timeout,
+            input=input, stdin=None if input is not None else subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def exec_argv(self, host: str, cmd: Sequence[str]) -> list[str]:
+        pid = int(self.host(host).get("init_pid", 0))
+        if not alive(pid, int(self.host(host).get("init_start", 0))):
+            raise B2ctError(f"lab host {host} is not running", hint=f"b2ct lab up --name {self.name}")
+        return [
+            "nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w",
+            "/usr/bin/env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root", "LANG=C.UTF-8", *cmd,
+        ]  # fmt: skip
+
+    def exec(
+        self, host: str, cmd: str | Sequence[str], *, check: bool = False, timeout: float | None = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` inside ``host`` without ssh (nsenter into its init's namespaces): works while the
+        host's network or sshd is broken, e.g. to inspect a role that took the network down."""
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        return subprocess.run(
+            self.exec_argv(host, argv), capture_output=True, text=True, check=check, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def outsider_exec(
+        self, cmd: str | Sequence[str], *, check: bool = False, timeout: float | None = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` on this machine inside the outsider namespace: its address is in no site network,
+        but it can route to the hosts through the lab gateway (to prove services refuse outsiders)."""
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        ns = self.state().outsider["netns"]
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, check=check, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    # -- status ----------------------------------------------------------------------------------------
+    def status(self) -> list[HostStatus]:
+        st = self.state()
+        rows = []
+        for name, h in st.hosts.items():
+            running = alive(int(h.get("init_pid", 0)), int(h.get("init_start", 0)))
+            reachable = running and _port_open(h["ip"], 22, 1.0)
+            rows.append(
+                HostStatus(
+                    name,
+                    h["groups"],
+                    "running" if running else "stopped",
+                    h["ip"],
+                    h.get("public_ip", ""),
+                    reachable,
+                )
+            )
+        return rows
+
+    # -- up --------------------------------------------------------------------------------------------
+    def up(
+        self,
+        specs: Sequence[HostSpec] | None = None,
+        *,
+        label: str = "",
+        owner_pid: int | None = None,
+        keep_on_failure: bool = False,
+        rebuild_image: bool = False,
+    ) -> Lab:
+        """Build (or reuse) the base image, start the hosts, wait for sshd, write the inventory."""
+        specs = list(specs or plan_hosts())
+        if os.geteuid() != 0:
+            raise B2ctError("the lab needs root (network namespaces, loop devices, mounts)")
+        for tool in ("systemd-nspawn", "ip", "losetup", "ssh", "ssh-keygen", "nsenter", "openssl"):
+            if shutil.which(tool) is None:
+                raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
+        base = image.ensure_image(rebuild=rebuild_image)
+        with locked(STATE_ROOT / ".slots.lock"):
+            existing = LabState.load(self.name)
+            if existing is not None:
+                raise B2ctError(
+                    f"lab {self.name!r} already exists ({existing.phase})",
+                    hint=f"b2ct lab down --name {self.name}",
+                )
+            st = LabState(
+                name=self.name,
+                slot=_free_slot(),
+                owner_pid=owner_pid or os.getpid(),
+                label=label,
+                created=time.time(),
+            )
+            st.owner_start = proc_start_time(st.owner_pid)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            st.save()
+        try:
+            with step(
+                f"lab {self.name}: {len(specs)} hosts on slot {st.slot} ({PRIVATE_NET}.{st.slot}.0/24)"
+            ):
+                self._up(st, specs, base / "rootfs")
+        except BaseException:
+            if keep_on_failure:
+                info(f"[yellow]lab {self.name} kept; `b2ct lab down --name {self.name}` removes it[/yellow]")
+            else:
+                with contextlib.suppress(Exception):
+                    info("removing what was created")
+                    self.down()
+            raise
+        return self
+
+    def _up(self, st: LabState, specs: list[HostSpec], lower: Path) -> None:
+        s = st.slot
+        services = [sp for sp in specs if sp.kind == "service"]
+        with step("keys and networks"):
+            key_dir = self.dir / "ssh"
+            key_dir.mkdir(mode=0o700, exist_ok=True)
+            net.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"b2ct-lab-{self.name}",
+                    "-f",
+                    str(self.key),
+                ]
+            )
+            bridges = {"private": f"b2s{s}p", "public": f"b2s{s}u"}
+            for which, br in bridges.items():
+                prefix = PRIVATE_NET if which == "private" else PUBLIC_NET
+                self._bridge(st, br, f"{prefix}.{s}.{HOST_OCTET}/24")
+            self._gateway(st, bridges)
+        hosts: dict[str, dict[str, Any]] = {}
+        for sp in specs:
+            groups = [sp.kind]
+            if services and sp is services[0]:
+                groups = ["frontend", "service"]
+            h: dict[str, Any] = {
+                "groups": groups,
+                "kind": sp.kind,
+                "ip": f"{PRIVATE_NET}.{s}.{sp.octet}",
+                "mac": _mac(s, 1, sp.octet),
+                "netns": f"b2ct-{self.name}-{sp.name}",
+                "dir": str(self.dir / sp.name),
+                "root": str(self.dir / sp.name / "root"),
+            }
+            if sp.kind == "service":
+                h["public_ip"] = f"{PUBLIC_NET}.{s}.{sp.octet}"
+                h["public_mac"] = _mac(s, 2, sp.octet)
+            hosts[sp.name] = h
+        st.hosts = hosts
+        st.save()
+        with step("host filesystems, disks and interfaces"):
+            for name, h in hosts.items():
+                self._prepare_host(st, name, h, lower, bridges)
+        with step("booting"):
+            for name, h in hosts.items():
+                self._boot(st, name, h)
+            self._wait_init(st)
+        with step("waiting for sshd on every host"):
+            self._wait_ssh(st)
+        with step("writing inventory"):
+            self._write_inventory(st)
+        st.phase = "up"
+        st.save()
+        info(f"inventory: {self.inventory}")
+
+    def _bridge(self, st: LabState, name: str, addr: str) -> None:
+        res = st.intend("bridge", name)
+        if net.link_exists(name):
+            raise B2ctError(f"network interface {name} already exists", hint="another lab uses this slot?")
+        net.run(["ip", "link", "add", name, "type", "bridge"])
+        st.created_(res)
+        net.run(["ip", "addr", "add", addr, "dev", name])
+        net.run(["ip", "link", "set", name, "up"])
+
+    def _netns(self, st: LabState, name: str) -> None:
+        res = st.intend("netns", name)
+        net.run(["ip", "netns", "add", name])
+        st.created_(res)
+        net.run(["ip", "-n", name, "link", "set", "lo", "up"])
+
+    def _veth(self, st: LabState, outer: str, bridge: str, netns: str, inner: str, mac: str) -> None:
+        res = st.intend("veth", outer)
+        net.run(
+            [
+                "ip",
+                "link",
+                "add",
+                outer,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                inner,
+                "address",
+                mac,
+                "netns",
+                netns,
+            ]
+        )
+        st.created_(res)
+        net.run(["ip", "link", "set", outer, "master", bridge, "up"])
+
+    def _gateway(self, st: LabState, bridges: dict[str, str]) -> None:
+        s = st.slot
+        gw, out = f"b2ct-{self.name}-gw", f"b2ct-{self.name}-out"
+        self._netns(st, gw)
+        self._veth(st, f"b2s{s}gp", bridges["private"], gw, "private", _mac(s, 1, GW_OCTET))
+        self._veth(st, f"b2s{s}gu", bridges["public"], gw, "public", _mac(s, 2, GW_OCTET))
+        self._netns(st, out)
+        # Both ends live in lab namespaces, so the pair goes away with them: nothing to record.
+        net.run(
+            ["ip", "-n", gw, "link", "add", "outside", "type", "veth", "peer", "name", "eth0", "netns", out]
+        )
+        for ns, dev, addr in (
+            (gw, "private", f"{PRIVATE_NET}.{s}.{GW_OCTET}/24"),
+            (gw, "public", f"{PUBLIC_NET}.{s}.{GW_OCTET}/24"),
+            (gw, "outside", f"{OUTSIDE_NET}.{s}.1/24"),
+            (out, "eth0", f"{OUTSIDE_NET}.{s}.2/24"),
+        ):
+            net.run(["ip", "-n", ns, "addr", "add", addr, "dev", dev])
+            net.run(["ip", "-n", ns, "link", "set", dev, "up"])
+        net.run(["ip", "-n", out, "route", "add", "default", "via", f"{OUTSIDE_NET}.{s}.1"])
+        # Forwarding inside the gateway namespace only; it has no uplink, so nothing leaves the machine.
+        net.run(["ip", "netns", "exec", gw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        st.outsider = {"netns": out, "ip": f"{OUTSIDE_NET}.{s}.2", "gateway_netns": gw}
+        st.save()
+
+    def _prepare_host(
+        self, st: LabState, name: str, h: dict[str, Any], lower: Path, bridges: dict[str, str]
+    ) -> None:
+        hdir = Path(h["dir"])
+        root = Path(h["root"])
+        for sub in ("upper", "work", "root"):
+            (hdir / sub).mkdir(parents=True, exist_ok=True)
+        res = st.intend("mount", str(root), host=name)
+        net.run(
+            ["mount", "-t", "overlay", "overlay", "-o",
+             f"lowerdir={lower},upperdir={hdir / 'upper'},workdir={hdir / 'work'}", str(root)]
+        )  # fmt: skip
+        st.created_(res)
+        self._customise(st, name, h, root)
+        # One disk per host: service hosts get a Gluster brick, workers an ephemeral disk.
+        disk = hdir / ("brick.img" if h["kind"] == "service" else "ephemeral.img")
+        with open(disk, "wb") as fh:
+            fh.truncate(DISK_SIZE)
+        res = st.intend("loop", str(disk), host=name)
+        dev = net.run(["losetup", "--find", "--show", str(disk)]).stdout.strip()
+        st.created_(res, dev=dev)
+        h["disk"] = dev
+        h["disk_var"] = "b2ct_brick_disk" if h["kind"] == "service" else "b2ct_ephemeral_disk"
+        self._netns(st, h["netns"])
+        s = st.slot
+        octet = int(h["ip"].rsplit(".", 1)[1])
+        self._veth(st, f"b2s{s}h{octet}p", bridges["private"], h["netns"], "eth0", h["mac"])
+        if h["kind"] == "service":
+            self._veth(st, f"b2s{s}h{octet}u", bridges["public"], h["netns"], "eth1", h["public_mac"])
+        st.save()
+
+    def _customise(self, st: LabState, name: str, h: dict[str, Any], root: Path) -> None:
+        s = st.slot
+        (root / "etc/hostname").write_text(f"{name}\n")
+        (root / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        lines += [f"{o['ip']}\t{n}" for n, o in st.hosts.items()]
+        (root / "etc/hosts").write_text("\n".join(lines) + "\n")
+        for stale in (root / "etc/ssh").glob("ssh_host_*"):
+            stale.unlink()
+        net.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}",
+                 "-f", str(root / "etc/ssh/ssh_host_ed25519_key")])  # fmt: skip
+        h["host_key"] = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
+        sshdir = root / "root/.ssh"
+        sshdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (sshdir / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
+        os.chmod(sshdir / "authorized_keys", 0o600)
+        # nspawn's /sys shows the interfaces of the machine's root namespace, not the host's own, which
+        # would mislead Ansible facts and the roles. Early in boot, a sysfs mounted from inside the
+        # host's namespace replaces the network part of /sys.
+        units = root / "etc/systemd/system"
+        (units / "b2ct-lab-sysfs.service").write_text(_SYSFS_UNIT)
+        wants = units / "sysinit.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        link = wants / "b2ct-lab-sysfs.service"
+        if not link.is_symlink():
+            link.symlink_to("/etc/systemd/system/b2ct-lab-sysfs.service")
+        # systemd-networkd, matched by MAC like a real site's NICs; the kvm_host role can replace these
+        # files with a bridge (.netdev) that enslaves the same MAC.
+        netdir = root / "etc/systemd/network"
+        netdir.mkdir(parents=True, exist_ok=True)
+        (netdir / "10-b2ct-private.network").write_text(
+            f"[Match]\nMACAddress={h['mac']}\n\n[Network]\nAddress={h['ip']}/24\n"
+            f"Gateway={PRIVATE_NET}.{s}.{GW_OCTET}\nDNS={PRIVATE_NET}.{s}.{GW_OCTET}\nLinkLocalAddressing=no\n"
+            "IPv6AcceptRA=no\n"
+        )
+        if "public_ip" in h:
+            (netdir / "11-b2ct-public.network").write_text(
+                f"[Match]\nMACAddress={h['public_mac']}\n\n[Network]\nAddress={h['public_ip']}/24\n"
+                "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+            )
+
+    def _boot(self, st: LabState, name: str, h: dict[str, Any]) -> None:
+        root = Path(h["root"])
+        argv = [
+            "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
+            "-D", str(root), f"--machine=b2ct-{self.name}-{name}", f"--hostname={name}",
+            f"--network-namespace-path=/run/netns/{h['netns']}", "--capability=all",
+            "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
+            f"--bind={h['disk']}",
+        ]  # fmt: skip
+        for dev in ("/dev/fuse", "/dev/net/tun"):
+            if Path(dev).exists():
+                argv.append(f"--bind={dev}")
+        res = st.intend("process", f"nspawn:{name}", host=name, root=str(root))
+        with open(Path(h["dir"]) / "console.log", "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        st.created_(res, pid=proc.pid, start=proc_start_time(proc.pid))
+        h["nspawn_pid"] = proc.pid
+        st.save()
+
+    def _wait_init(self, st: LabState) -> None:
+        deadline = time.monotonic() + 30
+        pending = dict(st.hosts)
+        while pending:
+            for name, h in list(pending.items()):
+                pid = _container_init(int(h["nspawn_pid"]))
+                if pid:
+                    h["init_pid"], h["init_start"], h["pidns"] = pid, proc_start_time(pid), _pidns(pid)
+                    res = st.intend("process", f"init:{name}", host=name, root=h["root"])
+                    st.created_(res, pid=pid, start=h["init_start"], pidns=h["pidns"])
+                    del pending[name]
+                elif not alive(int(h["nspawn_pid"]), 0):
+                    raise B2ctError(
+                        f"systemd-nspawn for {name} exited: {_tail(Path(h['dir']) / 'console.log')}"
+                    )
+            if pending and time.monotonic() > deadline:
+                raise B2ctError(f"containers did not start: {', '.join(pending)}")
+            time.sleep(0.1)
+        st.save()
+
+    def _wait_ssh(self, st: LabState) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        self._write_known_hosts(st)
+        pending = set(st.hosts)
+        running: dict[str, subprocess.Popen[bytes]] = {}
+        while pending:
+            for name in sorted(pending):
+                h = st.hosts[name]
+                if not alive(int(h["init_pid"]), int(h["init_start"])):
+                    raise B2ctError(
+                        f"lab host {name} stopped while booting: {_tail(Path(h['dir']) / 'console.log')}"
+                    )
+                if name in running:
+                    rc = running[name].poll()
+                    if rc is None:
+                        continue
+                    del running[name]
+                    if rc == 0:
+                        pending.discard(name)
+                    continue
+                if _port_open(h["ip"], 22, 0.3):
+                    # Port open is not enough: sshd may still be reading its keys; a real login is.
+                    running[name] = subprocess.Popen(
+                        self.ssh_argv(name, "true"), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
+            if pending and time.monotonic() > deadline:
+                for p in running.values():
+                    p.kill()
+                raise B2ctError(
+                    f"sshd did not answer within {BOOT_TIMEOUT:.0f}s on {', '.join(sorted(pending))}",
+                    hint="see console.log in the host's directory under " + str(self.dir),
+                )
+            time.sleep(0.2)
+
+    def _write_known_hosts(self, st: LabState) -> None:
+        lines = []
+        for name, h in st.hosts.items():
+            names = ",".join([name, h["ip"], *([h["public_ip"]] if "public_ip" in h else [])])
+            lines.append(f"{names} {' '.join(h['host_key'])}")
+        atomic_write(self.known_hosts, "\n".join(lines) + "\n", mode=0o600)
+
+    def _write_inventory(self, st: LabState) -> None:
+        s = st.slot
+        ssh_args = f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.known_hosts}"
+        groups: dict[str, dict[str, Any]] = {"frontend": {}, "service": {}, "worker": {}}
+        for name, h in st.hosts.items():
+            hv: dict[str, Any] = {
+                "ansible_host": h["ip"],
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(self.key),
+                "ansible_ssh_common_args": ssh_args,
+                "b2ct_nics": {"private": {"mac": h["mac"], "ip": h["ip"]}},
+            }
+            if "public_ip" in h:
+                hv["b2ct_nics"]["public"] = {"mac": h["public_mac"], "ip": h["public_ip"]}
+            hv[h["disk_var"]] = h["disk"]
+            groups[h["kind"]][name] = hv
+            if "frontend" in h["groups"]:
+                groups["frontend"][name] = None
+        hosts_doc = {"all": {"children": {g: {"hosts": hs} for g, hs in groups.items() if hs}}}
+        services = [n for n, h in st.hosts.items() if h["kind"] == "service"]
+        volumes = []
+        if len(services) >= 2:
+            volumes.append(
+                {
+                    "name": "one-system",
+                    "replica": 2,
+                    "bricks": [f"{n}:/bricks/one-system/brick" for n in services[:2]],
+                    "mount": "/var/lib/one/datastores/100",
+                }
+            )
+        all_doc = {
+            "b2ct_site": "lab",
+            "b2ct_os_release": "debian12",
+            "b2ct_networks": {
+                "private": {
+                    "subnet": f"{PRIVATE_NET}.{s}.0/24",
+                    "gateway": f"{PRIVATE_NET}.{s}.{GW_OCTET}",
+                    "dns": [f"{PRIVATE_NET}.{s}.{GW_OCTET}"],
+                    "bridge": "br-private",
+                },
+                "public": {
+                    "subnet": f"{PUBLIC_NET}.{s}.0/24",
+                    "gateway": f"{PUBLIC_NET}.{s}.{GW_OCTET}",
+                    "dns": [f"{PUBLIC_NET}.{s}.{GW_OCTET}"],
+                    "bridge": "br-public",
+                },
+            },
+            "b2ct_timezone": "Etc/UTC",
+            "b2ct_root_password_hash": _password_hash(),
+            "b2ct_ssh_keys": [self.key.with_suffix(".pub").read_text().strip()],
+            "b2ct_gluster_volumes": volumes,
+            "b2ct_opennebula_version": "6.10",
+            "b2ct_squid": {
+                "cache_size_mb": 1000,
+                "memory_cache_mb": 64,
+                "maximum_object_size_mb": 256,
+                "upstream_proxy": "",
+                "stratum1_urls": ["http://cvmfs-stratum-one.cern.ch:8000/cvmfs"],
+            },
+        }
+        inv = self.inventory
+        (inv / "group_vars").mkdir(parents=True, exist_ok=True)
+        head = f"# Written by `b2ct lab up` for lab {self.name!r} (slot {s}); removed by `b2ct lab down`.\n"
+        atomic_write(inv / "hosts.yml", head + _yaml(hosts_doc))
+        atomic_write(inv / "group_vars" / "all.yml", head + _yaml(all_doc))
+        # Facts tests want that are not site settings: kept outside the inventory directory, since
+        # Ansible would parse any file inside it as an inventory source.
+        meta = {
+            "name": self.name,
+            "slot": s,
+            "inventory": str(inv),
+            "key": str(self.key),
+            "known_hosts": str(self.known_hosts),
+            "host_ip": self.host_ip,
+            "outsider": st.outsider,
+            "hosts": {
+                n: {k: h.get(k) for k in ("groups", "ip", "mac", "netns", "disk", "public_ip", "public_mac")}
+                for n, h in st.hosts.items()
+            },
+        }
+        atomic_write(self.dir / "lab.json", json.dumps(meta, indent=1) + "\n")
+
+    # -- down ------------------------------------------------------------------------------------------
+    def down(self) -> None:
+        """Remove everything the state file records, in reverse order, tolerating what is gone already."""
+        st = LabState.load(self.name)
+        if st is None:
+            if self.dir.exists():
+                self._remove_dir(st=None)
+            return
+        with locked(self.dir / ".down.lock"):
+            st = LabState.load(self.name)
+            if st is None:
+                return
+            st.phase = "removing"
+            st.save()
+            errors: list[str] = []
+            self._stop_containers(st, errors)
+            for res in reversed(list(st.resources)):
+                if res.kind == "process":
+                    continue
+                try:
+                    _remove(res)
+                except (B2ctError, OSError) as exc:
+                    errors.append(f"{res.kind} {res.id}: {exc}")
+                    continue
+                st.forget(res)
+            if errors:
+                raise B2ctError(
+                    f"lab {self.name}: could not remove {len(errors)} item(s): {'; '.join(errors)}",
+                    hint=f"fix, then `b2ct lab down --name {self.name}` again; state.json keeps the rest",
+                )
+            self._remove_dir(st)
+
+    def _stop_containers(self, st: LabState, errors: list[str]) -> None:
+        procs = [r for r in st.resources if r.kind == "process"]
+        roots = {Path(r.id) for r in st.resources if r.kind == "mount"}
+        nspawns = {
+            (int(r.extra["pid"]), int(r.extra.get("start", 0)))
+            for r in procs
+            if r.id.startswith("nspawn:") and r.extra.get("pid")
+        }
+        # An nspawn whose pid we never recorded (lab up killed right after the spawn): its command line
+        # names our recorded overlay path exactly.
+        for root in roots:
+            nspawns |= {(pid, proc_start_time(pid)) for pid in _nspawn_pids_for(root)}
+        nspawns = {(p, s) for p, s in nspawns if alive(p, s)}
+        inits = {
+            (int(r.extra["pid"]), int(r.extra.get("start", 0)))
+            for r in procs
+            if r.id.startswith("init:") and r.extra.get("pid")
+        }
+        inits |= {(pid, proc_start_time(pid)) for p, _ in nspawns if (pid := _container_init(p))}
+        inits = {(p, s) for p, s in inits if alive(p, s)}
+        namespaces = {_pidns(p) for p, _ in inits} - {0}
+        # systemd powers off on SIGRTMIN+4 (there is no host systemd or machinectl to ask).
+        for pid, _ in inits:
+            _kill(pid, signal.SIGRTMIN + 4)
+        deadline = time.monotonic() + POWEROFF_WAIT
+        while time.monotonic() < deadline and any(alive(p, s) for p, s in inits):
+            time.sleep(0.2)
+        # Killing a container's init makes the kernel kill its whole pid namespace; nspawn then exits.
+        for pid, start in inits:
+            if alive(pid, start):
+                _kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for pid, _ in nspawns:
+                _reap(pid)
+            if not any(alive(p, s) for p, s in nspawns) and not any(_pidns_members(ns) for ns in namespaces):
+                break
+            time.sleep(0.1)
+        for pid, start in nspawns:
+            if alive(pid, start):
+                _kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+        for pid, _ in nspawns:
+            _reap(pid)
+        left = [p for p, s in nspawns if alive(p, s)] + [p for ns in namespaces for p in _pidns_members(ns)]
+        if left:
+            errors.append(f"processes still alive: {sorted(set(left))}")
+            return
+        for r in procs:
+            st.forget(r)
+
+    def _remove_dir(self, st: LabState | None) -> None:
+        d = self.dir
+        prefix = str(d) + "/"
+        with open("/proc/self/mounts") as fh:
+            busy = [line.split()[1] for line in fh if line.split()[1].startswith(prefix)]
+        if busy:
+            raise B2ctError(f"still mounted under {d}: {', '.join(busy)}", hint="re-run `b2ct lab down`")
+        if d.is_dir():
+            (d / "state.json").unlink(missing_ok=True)  # first: a partly removed dir is no longer "a lab"
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _remove(res: Resource) -> None:
+    if res.kind == "mount":
+        path = Path(res.id)
+        for attempt in range(20):
+            if not net.is_mounted(path):
+                return
+            proc = net.run(["umount", str(path)], check=False)
+            if proc.returncode == 0:
+                continue
+            if attempt == 19:
+                net.run(["umount", "--lazy", str(path)])
+            time.sleep(0.25)
+    elif res.kind == "loop":
+        for dev in net.loops_for(Path(res.id)):
+            net.run(["losetup", "--detach", dev], check=False)
+        left = net.loops_for(Path(res.id))
+        if left:
+            raise B2ctError(f"loop device(s) {', '.join(left)} still attached to {res.id}")
+    elif res.kind == "veth" or res.kind == "bridge":
+        if net.link_exists(res.id):
+            net.run(["ip", "link", "delete", res.id])
+    elif res.kind == "netns":
+        ino = net.netns_inode(res.id)
+        if ino:
+            # Anything still inside (an outsider_exec that hung, a leftover shell) would keep it alive.
+            for pid in _pids():
+                try:
+                    if os.stat(f"/proc/{pid}/ns/net").st_ino == ino:
+                        _kill(pid, signal.SIGKILL)
+                except OSError:
+                    continue
+            net.run(["ip", "netns", "delete", res.id])
+    elif res.kind in ("file", "dir"):
+        p = Path(res.id)
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+_SYSFS_UNIT = """\
+[Unit]
+Description=b2ct lab: /sys/class/net of this host's own network namespace
+DefaultDependencies=no
+Before=sysinit.target systemd-networkd.service systemd-udevd.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/mkdir -p /run/b2ct-lab/sysfs
+ExecStart=/bin/mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /run/b2ct-lab/sysfs
+ExecStart=/bin/mount --bind /run/b2ct-lab/sysfs/class/net /sys/class/net
+ExecStart=/bin/mount --bind /run/b2ct-lab/sysfs/devices/virtual/net /sys/devices/virtual/net
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
+def _free_slot() -> int:
+    used = set()
+    for name in all_labs():
+        with contextlib.suppress(B2ctError):
+            st = LabState.load(name)
+            if st is not None:
+                used.add(st.slot)
+    for slot in range(MAX_SLOTS):
+        # A route to the subnet means something (maybe not a lab) already uses it on this machine.
+        if (
+            slot not in used
+            and not net.route_exists(f"{PRIVATE_NET}.{slot}.0/24")
+            and not net.route_exists(f"{PUBLIC_NET}.{slot}.0/24")
+        ):
+            return slot
+    raise B2ctError(f"all {MAX_SLOTS} lab slots are in use", hint="b2ct lab list; b2ct lab down --name NAME")
+
+
+def _mac(slot: int, network: int, octet: int) -> str:
+    # Locally administered (02:…), deterministic: lab slot, network (1 private, 2 public), host octet.
+    return f"02:b2:{slot:02x}:{network:02x}:00:{octet:02x}"
+
+
+def _port_open(ip: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _password_hash() -> str:
+    # A random root password nobody knows: only its hash exists, so console login needs the lab key.
+    pw = secrets.token_urlsafe(24)
+    return net.run(["openssl", "passwd", "-6", "-stdin"], input=pw + "\n").stdout.strip()
+
+
+def _tail(path: Path, n: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+# `svc1:` rather than `svc1: null`, like inventory/example.
+_Dumper.add_representer(type(None), lambda d, _: d.represent_scalar("tag:yaml.org,2002:null", ""))
+
+
+def _yaml(doc: Any) -> str:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def list_labs() -> list[LabState]:
+    out = []
+    for name in all_labs():
+        with contextlib.suppress(B2ctError):
+            st = LabState.load(name)
+            if st is not None:
+                out.append(st)
+    return out
+
+
+def reap_stale(label: str) -> list[str]:
+    """Take down labs with this label whose owner process is gone (a killed test session's lab)."""
+    removed = []
+    for st in list_labs():
+        if st.label == label and not alive(st.owner_pid, st.owner_start):
+            Lab(st.name).down()
+            removed.append(st.name)
+    return removed
+
+
+@contextlib.contextmanager
+def running_lab(
+    name: str, specs: Sequence[HostSpec] | None = None, *, label: str = "", owner_pid: int | None = None
+) -> Iterator[Lab]:
+    """A lab for the duration of a ``with`` block; taken down on exit, also on error or Ctrl-C."""
+    lab = Lab(name)
+    if lab.exists():
+        lab.down()
+    try:
+        lab.up(specs, label=label, owner_pid=owner_pid)
+        yield lab
+    finally:
+        lab.down()

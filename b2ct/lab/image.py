@@ -1,0 +1,212 @@
+"""The lab's base image: a debootstrapped Debian 12 with every package the roles install, built once.
+
+Lab hosts have no internet, so the image is the only package source they have. It is cached under
+/var/cache/b2ct/lab/ keyed by a hash of the suite, the package list and the recipe version; it is built
+into a temporary directory and renamed into place, so a killed build never leaves a half image that a
+later `lab up` would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from b2ct.errors import B2ctError
+from b2ct.ui import info, step
+
+SUITE = "bookworm"
+# Bump when the configuration steps below change: the cache key changes and images are rebuilt.
+RECIPE_VERSION = "3"
+CACHE_DIR = Path(os.environ.get("B2CT_LAB_CACHE", "/var/cache/b2ct/lab"))
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+# Enough for debootstrap to make a bootable system with apt; the rest goes in with apt, whose
+# resolver handles alternatives and virtual packages that debootstrap's does not.
+_BOOTSTRAP = ["systemd", "systemd-sysv", "dbus", "python3", "apt", "ca-certificates"]
+
+# Installed but not started at boot: the roles enable what a host class needs, and a lab of four
+# hosts each running MariaDB, libvirtd, squid and glusterd would boot slowly for nothing.
+_DISABLED_UNITS = [
+    "mariadb.service",
+    "squid.service",
+    "glusterd.service",
+    "glustereventsd.service",
+    "libvirtd.service",
+    "libvirtd.socket",
+    "libvirtd-ro.socket",
+    "libvirtd-admin.socket",
+    "libvirt-guests.service",
+    "virtlogd.socket",
+    "virtlockd.socket",
+    "virtlogd-admin.socket",
+    "virtlockd-admin.socket",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "lvm2-monitor.service",
+    "dm-event.socket",
+    "lvm2-lvmpolld.socket",
+]
+# No network beyond the lab: waiting for "online" would only delay boot.
+_MASKED_UNITS = ["systemd-networkd-wait-online.service"]
+
+
+def package_list() -> list[str]:
+    text = resources.files("b2ct.lab").joinpath("packages.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def cache_key(packages: list[str] | None = None) -> str:
+    packages = sorted(set(packages if packages is not None else package_list()))
+    blob = "\n".join([SUITE, RECIPE_VERSION, *packages]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def image_path(key: str | None = None) -> Path:
+    return CACHE_DIR / f"base-{key or cache_key()}"
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    # Concurrent cold `lab up`s (several engineers, CI) must not debootstrap the same image twice.
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / ".build.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _run(cmd: list[str], log: Path, what: str) -> None:
+    with open(log, "a") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-5:]
+        raise B2ctError(
+            f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}",
+            where=log,
+            hint="check that the Debian mirror is reachable (B2CT_LAB_MIRROR) and see the log",
+        )
+
+
+def _mounted_under(path: Path) -> bool:
+    prefix = str(path) + "/"
+    with open("/proc/self/mounts") as fh:
+        return any(line.split()[1].startswith(prefix) or line.split()[1] == str(path) for line in fh)
+
+
+def _remove_stale_builds() -> None:
+    # Called under the build lock: no other build can be running, so every .build-* is a leftover
+    # of a killed build. Refuse to delete anything with a mount inside (never rm through a mount).
+    for stale in CACHE_DIR.glob(".build-*"):
+        if _mounted_under(stale):
+            info(f"[yellow]leaving {stale}: something is mounted inside it[/yellow]")
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _chroot_cmd(root: Path, debs: Path, *cmd: str) -> list[str]:
+    # nspawn (no --boot) gives the package scripts a real /proc, /dev and /sys without us mounting
+    # anything in the host's namespace that a killed build could leave behind.
+    return [
+        "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
+        f"--bind={debs}:/var/cache/apt/archives",
+        "-E", "DEBIAN_FRONTEND=noninteractive", "-E", "LC_ALL=C.UTF-8",
+        *cmd,
+    ]  # fmt: skip
+
+
+def ensure_image(rebuild: bool = False) -> Path:
+    """Return the cached base image for the current package list, building it first if needed."""
+    packages = package_list()
+    key = cache_key(packages)
+    target = image_path(key)
+    if target.is_dir() and not rebuild:
+        return target
+    with _build_lock():
+        if target.is_dir() and not rebuild:
+            return target  # another process built it while we waited for the lock
+        _remove_stale_builds()
+        with step(f"building lab base image {target.name} (Debian {SUITE}, {len(packages)} packages)"):
+            _build(target, packages, key)
+    return target
+
+
+def _build(target: Path, packages: list[str], key: str) -> None:
+    for tool in ("debootstrap", "systemd-nspawn"):
+        if shutil.which(tool) is None:
+            raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
+    mirror = os.environ.get("B2CT_LAB_MIRROR", DEFAULT_MIRROR)
+    build = CACHE_DIR / f".build-{key}-{os.getpid()}"
+    root = build / "rootfs"
+    debs = CACHE_DIR / "debs"  # downloaded .debs are kept: a rebuild after a list change is quicker
+    debs.mkdir(parents=True, exist_ok=True)
+    (debs / "partial").mkdir(exist_ok=True)
+    root.mkdir(parents=True)
+    log = build / "build.log"
+    started = time.monotonic()
+    try:
+        with step("debootstrap (minbase)"):
+            _run(
+                ["debootstrap", "--variant=minbase", f"--include={','.join(_BOOTSTRAP)}",
+                 f"--cache-dir={debs}", SUITE, str(root), mirror],
+                log, "debootstrap",
+            )  # fmt: skip
+        (root / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
+        # Package scripts must not start daemons in the build container.
+        policy = root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        rest = [p for p in packages if p not in _BOOTSTRAP]
+        with step(f"apt-get install {len(rest)} packages"):
+            _run(_chroot_cmd(root, debs, "apt-get", "update"), log, "apt-get update")
+            _run(
+                _chroot_cmd(root, debs, "apt-get", "install", "-y", "--no-install-recommends", *rest),
+                log, "apt-get install",
+            )  # fmt: skip
+        with step("configuring image"):
+            _configure(root)
+        policy.unlink()
+        (build / "packages.txt").write_text("\n".join(packages) + "\n")
+        (build / "built").write_text(f"{time.time():.0f} {time.monotonic() - started:.0f}s {mirror}\n")
+        os.rename(build, target)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+
+
+def _configure(root: Path) -> None:
+    script = "\n".join(
+        [
+            "set -e",
+            # Per-host identity is written into each overlay; the image must carry none.
+            "rm -f /etc/ssh/ssh_host_*",
+            "systemctl enable ssh.service systemd-networkd.service",
+            *(f"systemctl disable {u} 2>/dev/null || true" for u in _DISABLED_UNITS),
+            *(f"systemctl mask {u}" for u in _MASKED_UNITS),
+            # apt lists stay (apt state=present must work offline); the debs were never in the image
+            # (archives was bound to the shared download cache), so there is nothing to clean.
+            "echo 'PermitRootLogin prohibit-password' > /etc/ssh/sshd_config.d/b2ct-lab.conf",
+            "echo 'UseDNS no' >> /etc/ssh/sshd_config.d/b2ct-lab.conf",
+        ]
+    )
+    debs = CACHE_DIR / "debs"
+    _run(_chroot_cmd(root, debs, "/bin/sh", "-c", script), root.parent / "build.log", "image configuration")
+    (root / "etc/machine-id").write_text("")
+    (root / "etc/hostname").write_text("localhost\n")
+    # Stray files from the build host that would confuse hosts in the lab.
+    for stale in ("etc/resolv.conf",):
+        p = root / stale
+        if p.is_symlink() or p.exists():
+            p.unlink()
+    (root / "etc/resolv.conf").write_text("# lab hosts have no DNS; names are in /etc/hosts\n")
