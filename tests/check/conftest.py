@@ -11,8 +11,8 @@ import pytest
 @pytest.fixture(scope="module")
 def ready_lab() -> Iterator[Any]:
     """The default lab (svc1, svc2, wn1, wn2) put by hand into the state every check expects."""
-    from tests.lab_plugin import make_lab
     from tests.check.labsetup import prepare
+    from tests.lab_plugin import make_lab
 
     with make_lab() as lab:
         prepare(lab)

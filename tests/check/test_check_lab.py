@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.check.tests_check_util import by_check, chromium_dom, run_check
 
 from b2ct.inventory import load
+from tests.check.tests_check_util import by_check, chromium_dom, run_check
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 KSM_RUN = Path("/sys/kernel/mm/ksm/run")

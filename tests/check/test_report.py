@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.check.tests_check_util import chromium_dom
 
 from b2ct.check import render
 from b2ct.check.model import HostReport, Report, failed, passed, warned
+from tests.check.tests_check_util import chromium_dom
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory" / "example"
 
