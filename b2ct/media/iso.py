@@ -1,0 +1,363 @@
+"""Read and remaster EL install ISOs with xorriso, keeping their boot records (El Torito + hybrid MBR/GPT)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from b2ct.errors import B2ctError
+from b2ct.fsutil import atomic_output
+from b2ct.media import bootcfg, esp, tools
+from b2ct.media.labels import validate_iso_label
+from b2ct.media.layout import Layout, detect
+from b2ct.ui import info, step
+
+SECTOR = 2048
+EFI_GUID = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+
+
+@dataclass(frozen=True)
+class IsoInfo:
+    path: Path
+    volid: str
+    fs_bytes: int  # size of the ISO 9660 filesystem (appended partitions come after it)
+    file_bytes: int
+
+
+@dataclass(frozen=True)
+class Partition:
+    number: int
+    esp: bool
+    start: int  # bytes
+    size: int  # bytes
+
+
+def read_info(path: Path) -> IsoInfo:
+    """Check the primary volume descriptor; refuse what is not a whole ISO 9660 image."""
+    where = str(path)
+    if not path.exists():
+        raise B2ctError("no such file", where=where)
+    if not path.is_file():
+        raise B2ctError("not a regular file", where=where, hint="pass the .iso file itself")
+    try:
+        with path.open("rb") as f:
+            f.seek(16 * SECTOR)
+            pvd = f.read(SECTOR)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise B2ctError(f"cannot read: {exc.strerror}", where=where) from None
+    if len(pvd) < SECTOR or pvd[0] != 1 or pvd[1:6] != b"CD001":
+        raise B2ctError(
+            "not an ISO 9660 image (no CD001 volume descriptor)",
+            where=where,
+            hint="pass an EL netinstall/boot ISO",
+        )
+    blocks = struct.unpack_from("<I", pvd, 80)[0]
+    block_size = struct.unpack_from("<H", pvd, 128)[0]
+    fs_bytes = blocks * block_size
+    if fs_bytes > size:
+        raise B2ctError(
+            f"truncated ISO: its header says {fs_bytes} bytes, the file has {size}",
+            where=where,
+            hint="download it again and check its checksum",
+        )
+    volid = pvd[40:72].decode("ascii", errors="replace").strip()
+    return IsoInfo(path=path, volid=volid, fs_bytes=fs_bytes, file_bytes=size)
+
+
+def list_files(path: Path) -> set[str]:
+    out = tools.run(["xorriso", "-indev", path, "-find", "/", "-type", "f"], what=str(path))
+    files = set()
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("'/") and line.endswith("'"):
+            files.add(line[2:-1].replace("'\"'\"'", "'"))
+    return files
+
+
+def extract(iso: Path, paths: list[str], dest: Path) -> None:
+    """Copy ``paths`` (no leading slash) out of the ISO into ``dest`` without mounting anything."""
+    if not paths:
+        return
+    tools.run(
+        [
+            "xorriso",
+            "-osirrox",
+            "on",
+            "-indev",
+            iso,
+            "-extract_l",
+            "/",
+            dest,
+            *(f"/{p}" for p in paths),
+            "--",
+        ],
+        what=str(iso),
+    )
+
+
+_LBA = re.compile(r"^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'$")
+
+
+def extract_tree(path: Path, dest: Path) -> int:
+    """Copy every file of the ISO into ``dest``; return the bytes copied.
+
+    xorriso reports where each file's data lies; the kernel then copies those byte ranges (sendfile),
+    several times faster than ``xorriso -extract`` on large installer images.
+    """
+    out = tools.run(["xorriso", "-indev", path, "-find", "/", "-exec", "report_lba"], what=str(path))
+    extents: dict[str, list[tuple[int, int, int]]] = {}
+    for line in out.decode(errors="replace").splitlines():
+        if m := _LBA.match(line):
+            xt, lba, _blocks, size, name = m.groups()
+            extents.setdefault(name.replace("'\"'\"'", "'"), []).append((int(xt), int(lba), int(size)))
+    dest.mkdir(parents=True, exist_ok=True)
+    total = 0
+    src = os.open(path, os.O_RDONLY)
+    try:
+        for name, parts in sorted(extents.items()):
+            rel = name.lstrip("/")
+            if not rel or ".." in Path(rel).parts:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                for _xt, lba, size in sorted(parts):
+                    offset, left = lba * SECTOR, size
+                    while left:
+                        n = os.sendfile(fd, src, offset, min(left, 1 << 30))
+                        if n == 0:
+                            raise B2ctError(f"/{rel} extends past the end of the ISO", where=str(path))
+                        offset, left, total = offset + n, left - n, total + n
+            finally:
+                os.close(fd)
+    finally:
+        os.close(src)
+    # Empty directories have no data extents; recreate them so the tree is complete.
+    dirs = tools.run(["xorriso", "-indev", path, "-find", "/", "-type", "d"], what=str(path))
+    for line in dirs.decode(errors="replace").splitlines():
+        if line.startswith("'/") and line.endswith("'") and ".." not in line:
+            (dest / line[2:-1]).mkdir(parents=True, exist_ok=True)
+    return total
+
+
+def partitions(path: Path) -> list[Partition]:
+    """Partitions of a hybrid ISO: MBR entries, or GPT entries when the MBR is protective."""
+    with path.open("rb") as f:
+        mbr = f.read(512)
+        gpt_header = f.read(512)
+        parts: list[Partition] = []
+        if mbr[510:512] != b"\x55\xaa":
+            return parts
+        protective = False
+        for i in range(4):
+            e = mbr[446 + 16 * i : 462 + 16 * i]
+            ptype = e[4]
+            start, count = struct.unpack_from("<II", e, 8)
+            if ptype == 0xEE:
+                protective = True
+            elif ptype and count:
+                parts.append(Partition(i + 1, ptype == 0xEF, start * 512, count * 512))
+        if gpt_header[:8] == b"EFI PART" and (protective or not parts):
+            entries_lba, n, entry_size = struct.unpack_from("<QII", gpt_header, 72)
+            f.seek(entries_lba * 512)
+            table = f.read(n * entry_size)
+            parts = []
+            for i in range(n):
+                e = table[i * entry_size : (i + 1) * entry_size]
+                if e[:16] == bytes(16):
+                    continue
+                first, last = struct.unpack_from("<QQ", e, 32)
+                parts.append(
+                    Partition(
+                        i + 1, uuid.UUID(bytes_le=e[:16]) == EFI_GUID, first * 512, (last - first + 1) * 512
+                    )
+                )
+    return parts
+
+
+def appended_esp(info: IsoInfo) -> Partition | None:
+    """The ESP stored after the ISO filesystem (EL10 layout), if any."""
+    for p in partitions(info.path):
+        if p.esp and p.start >= info.fs_bytes and p.start + p.size <= info.file_bytes:
+            return p
+    return None
+
+
+def source_epoch() -> int | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise B2ctError(f"SOURCE_DATE_EPOCH={value!r} is not an integer", where="SOURCE_DATE_EPOCH") from None
+
+
+def stamp(path: Path, epoch: int | None) -> None:
+    if epoch is not None:
+        os.utime(path, (epoch, epoch))
+
+
+@dataclass(frozen=True)
+class Inspected:
+    info: IsoInfo
+    layout: Layout
+    files: set[str]
+
+
+def inspect(path: Path) -> Inspected:
+    info = read_info(path)
+    files = list_files(path)
+    return Inspected(info, detect(files, str(path)), files)
+
+
+def build_iso(
+    base: Path,
+    out: Path,
+    kickstarts: dict[str, str],
+    *,
+    label: str | None = None,
+    timeout: int | None = None,
+    default_install: bool = True,
+) -> Inspected:
+    """Remaster ``base`` into ``out``: kickstarts added, every boot entry pointed at them by label."""
+    base = base.resolve()
+    tools.check_output(out)
+    if out.resolve() == base:
+        raise B2ctError("output would overwrite the base ISO", where=str(out), hint="choose another -o")
+    with step(f"inspect {base.name}"):
+        ins = inspect(base)
+        info(f"layout {ins.layout.name} ({ins.layout.description}), volume id {ins.info.volid!r}")
+    volid = validate_iso_label(label) if label else ins.info.volid
+    if not label and not volid:
+        raise B2ctError("the base ISO has no volume id", where=str(base), hint="pass --label")
+    if len(volid) > 32:
+        raise B2ctError(f"volume id {volid!r} is longer than 32 characters", where="--label")
+    lay = ins.layout
+    spec = bootcfg.BootSpec(
+        label=volid,
+        ks_arg=lay.ks_arg,
+        stage2_arg=lay.stage2_arg,
+        timeout=timeout,
+        default_install=default_install,
+    )
+    epoch = source_epoch()
+    with tempfile.TemporaryDirectory(
+        prefix="b2ct-iso-", dir=out.parent if out.parent.is_dir() else None
+    ) as t:
+        work = Path(t)
+        maps: list[tuple[Path, str]] = []
+        with step("rewrite boot configs"):
+            present = [c for c in lay.configs if c.path in ins.files]
+            esp_imgs = [p for p in lay.esp_images if p in ins.files]
+            extract(base, [c.path for c in present] + esp_imgs, work / "tree")
+            for cfg in present:
+                src = work / "tree" / cfg.path
+                text = src.read_text(encoding="utf-8", errors="surrogateescape")
+                new = bootcfg.rewrite(text, cfg.syntax, spec, where=f"{base.name}:/{cfg.path}")
+                dst = work / "new" / cfg.path
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_text(new, encoding="utf-8", errors="surrogateescape")
+                stamp(dst, epoch)
+                maps.append((dst, cfg.path))
+                info(f"/{cfg.path}: {text.count(chr(10))} lines, {spec.ks_arg}=hd:LABEL={volid}")
+            for img in esp_imgs:
+                copy = work / "new" / img
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(work / "tree" / img, copy)
+                n = esp.rewrite_fat_configs(copy, 0, lay.uefi, spec, work, epoch, where=f"{base.name}:/{img}")
+                stamp(copy, epoch)
+                maps.append((copy, img))
+                info(f"/{img}: {n} config(s) inside the ESP image")
+            appended = appended_esp(ins.info) if not esp_imgs else None
+            esp_part: Path | None = None
+            if appended:
+                esp_part = work / "esp-partition.img"
+                esp.copy_range(base, esp_part, appended.start, appended.size)
+                n = esp.rewrite_fat_configs(
+                    esp_part,
+                    0,
+                    lay.uefi,
+                    spec,
+                    work,
+                    epoch,
+                    where=f"{base.name}: partition {appended.number}",
+                )
+                info(f"appended ESP partition {appended.number}: {n} config(s)")
+        with step("add kickstarts"):
+            for rel, text in sorted(kickstarts.items()):
+                dst = work / "ks" / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_text(text, encoding="utf-8")
+                stamp(dst, epoch)
+                maps.append((dst, rel))
+                info(f"/{rel} ({len(text.encode())} bytes)")
+        # Grow a copy instead of writing a new image: the kernel copies the base (as fast as cp), then
+        # xorriso appends only the new tree and files and rewrites the superblock and boot records.
+        # The old configs stay behind as unreferenced bytes, so a base that already carries kickstarts
+        # (which may hold password hashes) is rewritten whole instead.
+        grow = not any(f == "ks.cfg" or f.startswith("ks/") for f in ins.files)
+        drive = ["-dev", "OUT"] if grow else ["-indev", base, "-outdev", "OUT"]
+        cmd: list[str | os.PathLike] = [
+            "xorriso",
+            "-report_about",
+            "UPDATE",
+            "-abort_on",
+            "FAILURE",
+            "-stdio_sync",
+            "off",
+            *drive,
+            "-boot_image",
+            "any",
+            "replay",
+        ]
+        if volid != ins.info.volid:
+            cmd += ["-volid", volid]
+        for src, dst in maps:
+            cmd += ["-map", src, f"/{dst}"]
+        if esp_part is not None and appended is not None:
+            cmd += [
+                "-append_partition",
+                str(appended.number),
+                "0xef",
+                esp_part,
+                "-boot_image",
+                "any",
+                f"efi_path=--interval:appended_partition_{appended.number}:all::",
+            ]
+        env = dict(os.environ)
+        if epoch is not None:
+            cmd += [
+                "-alter_date_r",
+                "b",
+                f"={epoch}",
+                "/",
+                "--",
+                "-alter_date_r",
+                "c",
+                f"={epoch}",
+                "/",
+                "--",
+            ]
+        with step(f"write {out.name}"), atomic_output(out) as tmp:
+            start = time.monotonic()
+            if grow:
+                try:
+                    tools.copy_with_progress(base, tmp, f"copying {base.name}")
+                except OSError as exc:
+                    raise B2ctError(f"cannot write: {exc.strerror}", where=str(out)) from None
+            else:
+                tmp.unlink()
+            cmd[cmd.index("OUT")] = tmp
+            cmd.append("-commit")
+            tools.run_xorriso_with_progress(cmd, what=str(out), env=env, description=f"writing {out.name}")
+            info(f"{tmp.stat().st_size / 2**20:.0f} MiB in {time.monotonic() - start:.1f}s")
+    return ins

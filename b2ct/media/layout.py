@@ -1,0 +1,79 @@
+"""Recognise the boot layout of an EL install ISO from the files it holds (data: isobuild/layouts.yml)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from b2ct.errors import B2ctError
+
+
+def isobuild_dir() -> Path:
+    """isobuild/ holds per-release data and templates beside the package, like roles/."""
+    env = os.environ.get("B2CT_ISOBUILD")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "isobuild"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str  # inside the ISO tree, no leading slash
+    syntax: str  # isolinux | grub2 | grub-legacy
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    description: str
+    detect: tuple[str, ...]
+    absent: tuple[str, ...]
+    ks_arg: str
+    stage2_arg: str | None
+    bios: Config
+    uefi: tuple[Config, ...]
+    esp_images: tuple[str, ...]
+    releases: tuple[str, ...] = ()
+
+    @property
+    def configs(self) -> tuple[Config, ...]:
+        return (self.bios, *self.uefi)
+
+
+@functools.cache
+def layouts() -> tuple[Layout, ...]:
+    path = isobuild_dir() / "layouts.yml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))["layouts"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise B2ctError(f"cannot read layout data: {exc}", where=path) from None
+    return tuple(
+        Layout(
+            name=name,
+            description=d["description"],
+            detect=tuple(d["detect"]),
+            absent=tuple(d.get("absent") or ()),
+            ks_arg=d["ks_arg"],
+            stage2_arg=d.get("stage2_arg"),
+            bios=Config(**d["bios"]),
+            uefi=tuple(Config(**c) for c in d["uefi"]),
+            esp_images=tuple(d.get("esp_images") or ()),
+            releases=tuple(d.get("releases") or ()),
+        )
+        for name, d in data.items()
+    )
+
+
+def detect(files: set[str], where: str) -> Layout:
+    """Pick the layout whose marker files ``files`` (paths without leading slash) contain."""
+    for lay in layouts():
+        if all(p in files for p in lay.detect) and not any(p in files for p in lay.absent):
+            return lay
+    known = "; ".join(f"{lay.name}: {' + '.join(lay.detect)}" for lay in layouts())
+    raise B2ctError(
+        "not an EL install ISO b2ct knows (no isolinux/EFI/GRUB layout of EL6-EL10)",
+        where=where,
+        hint=f"expected one of {known}",
+    )

@@ -1,0 +1,277 @@
+"""Write a bootable USB key (MBR, one FAT32 partition, syslinux + EFI/BOOT) that finds its kickstart by label.
+
+Everything is built in an image file without root (sfdisk, mkfs.fat --offset, mtools, syslinux --offset);
+a real device then receives the image's data regions and is read back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from b2ct.errors import B2ctError
+from b2ct.fsutil import atomic_output
+from b2ct.media import blockdev, bootcfg, esp, iso, tools
+from b2ct.media.labels import validate_fat_label
+from b2ct.media.layout import isobuild_dir
+from b2ct.ui import info, step
+
+PART_START = 2048  # sectors: 1 MiB alignment, as fdisk does
+SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
+MBR_BIN = Path("/usr/lib/syslinux/mbr/mbr.bin")
+MIN_SIZE = 64 << 20  # FAT32 needs ~65k clusters
+
+
+@dataclass(frozen=True)
+class Result:
+    target: Path
+    size: int
+    label: str
+    layout: str
+
+
+def parse_size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
+    try:
+        value = int(float(num) * units[unit])
+    except ValueError:
+        raise B2ctError(f"size {text!r} is not a size", where="--size", hint="e.g. 2G, 1500M") from None
+    if value < MIN_SIZE:
+        raise B2ctError(f"size {text!r} is too small for FAT32", where="--size", hint="use at least 64M")
+    return value
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            total += ((os.lstat(os.path.join(dirpath, f)).st_size + 4095) // 4096) * 4096
+    return total
+
+
+def _serial(label: str, epoch: int | None) -> str:
+    # Reproducible volume serial when SOURCE_DATE_EPOCH is set; otherwise unique per key.
+    seed = f"{label}:{epoch}".encode() if epoch is not None else os.urandom(8)
+    return f"{zlib.crc32(seed):08X}"
+
+
+def prepare_tree(
+    src_iso: Path, tree: Path, label: str, kickstarts: dict[str, str], timeout: int | None, epoch: int | None
+) -> iso.Inspected:
+    """Extract the ISO and point every boot config, and a new syslinux.cfg, at the key's label."""
+    ins = iso.inspect(src_iso)
+    lay = ins.layout
+    info(f"layout {lay.name} ({lay.description})")
+    iso.extract_tree(src_iso, tree)
+    for rel, text in kickstarts.items():
+        dst = tree / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(text, encoding="utf-8")
+    if not (tree / "ks.cfg").is_file():
+        raise B2ctError(
+            "no kickstart: the ISO has no /ks.cfg and none was given",
+            where=str(src_iso),
+            hint="pass --kickstart FILE or --inventory PATH, or use an ISO made by b2ct build-iso",
+        )
+    spec = bootcfg.BootSpec(label=label, ks_arg=lay.ks_arg, stage2_arg=lay.stage2_arg, timeout=timeout)
+    bios_entries: list[bootcfg.Entry] = []
+    for cfg in lay.configs:
+        p = tree / cfg.path
+        if not p.is_file():
+            continue
+        new = bootcfg.rewrite(
+            p.read_text(encoding="utf-8", errors="surrogateescape"),
+            cfg.syntax,
+            spec,
+            where=f"{src_iso.name}:/{cfg.path}",
+        )
+        p.write_text(new, encoding="utf-8", errors="surrogateescape")
+        if cfg == lay.bios:
+            bios_entries = bootcfg.entries(new, cfg.syntax, "/" + str(Path(cfg.path).parent))
+    with tempfile.TemporaryDirectory() as t:
+        for img in lay.esp_images:
+            if (tree / img).is_file():
+                esp.rewrite_fat_configs(tree / img, 0, lay.uefi, spec, Path(t), epoch, where=f"key:/{img}")
+    if not bios_entries:
+        raise B2ctError(
+            "no BIOS boot entry with a kernel and initrd", where=f"{src_iso.name}:/{lay.bios.path}"
+        )
+    install = next((i for i, e in enumerate(bios_entries) if e.is_install), 0)
+    template = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(isobuild_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    ).get_template("syslinux.cfg.j2")
+    sysl = tree / "syslinux"
+    sysl.mkdir(exist_ok=True)
+    (sysl / "syslinux.cfg").write_text(
+        template.render(
+            entries=bios_entries,
+            default_index=install,
+            title=f"b2ct key {label}",
+            timeout_tenths=max(1, (timeout if timeout is not None else 10) * 10),
+        ),
+        encoding="utf-8",
+    )
+    # Menu modules must match the ldlinux.c32 that `syslinux --install` writes, so take the host's.
+    for mod in ("menu.c32", "libutil.c32", "libcom32.c32"):
+        shutil.copy(SYSLINUX_MODULES / mod, sysl / mod)
+    if epoch is not None:
+        for dirpath, dirs, files in os.walk(tree):
+            for n in dirs + files:
+                os.utime(os.path.join(dirpath, n), (epoch, epoch), follow_symlinks=False)
+    return ins
+
+
+def build_image(tree: Path, image: Path, size: int, label: str, epoch: int | None) -> None:
+    offset = PART_START * 512
+    need_bytes = _tree_bytes(tree) + (size // 64) + (8 << 20)  # FATs, directories, slack
+    if need_bytes > size:
+        raise B2ctError(
+            f"the installer files need {need_bytes / 2**20:.0f} MiB, the key has {size / 2**20:.0f} MiB",
+            where="--size",
+            hint=f"use --size {(need_bytes >> 30) + 1}G or a bigger key",
+        )
+    with image.open("r+b" if image.exists() else "wb") as f:
+        f.truncate(0)
+        f.truncate(size)
+    ident = _serial(label, epoch)
+    table = f"label: dos\nlabel-id: 0x{ident}\nstart={PART_START}, type=c, bootable\n"
+    tools.run(
+        ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", image], what="sfdisk", input=table.encode()
+    )
+    sectors = size // 512 - PART_START
+    # Large clusters (up to 32 KiB) make mcopy several times faster; FAT32 still needs >= 65525 of them.
+    spc = 64
+    while spc > 1 and sectors // spc < 70000:
+        spc //= 2
+    mkfs = [
+        "mkfs.fat",
+        "-F",
+        "32",
+        "-s",
+        str(spc),
+        "-n",
+        label,
+        "-i",
+        ident,
+        "-h",
+        str(PART_START),
+        f"--offset={PART_START}",
+    ]
+    if epoch is not None:
+        mkfs.append("--invariant")
+    tools.run([*mkfs, image, str(sectors // 2)], what="mkfs.fat")
+    target = esp.image_arg(image, offset)
+    entries = sorted(tree.iterdir())
+    tools.run(["mcopy", "-s", "-m", "-Q", "-i", target, *entries, "::/"], what="mcopy", env=esp.mtools_env())
+    tools.run(
+        ["syslinux", "--install", "--offset", str(offset), "--directory", "/syslinux", image], what="syslinux"
+    )
+    with image.open("r+b") as f:
+        f.write(MBR_BIN.read_bytes()[:440])
+
+
+def fat_metadata_end(image: Path) -> int:
+    """Offset in ``image`` where the FAT32 data area (after the FATs and the root cluster) begins."""
+    offset = PART_START * 512
+    with image.open("rb") as f:
+        f.seek(offset)
+        bpb = f.read(512)
+    bytes_per_sector, spc, reserved, nfats = struct.unpack_from("<HBHB", bpb, 11)
+    fat_sectors = struct.unpack_from("<I", bpb, 36)[0]
+    return offset + (reserved + nfats * fat_sectors + spc) * bytes_per_sector
+
+
+def check_image(image: Path, label: str, tree: Path) -> None:
+    """Read the key back: label, kickstart(s) and boot configs must be what we meant to write."""
+    offset = PART_START * 512
+    with image.open("rb") as f:
+        f.seek(offset + 0x47)
+        on_disk = f.read(11).decode("ascii", errors="replace").rstrip()
+    if on_disk != label:
+        raise B2ctError(f"read-back label is {on_disk!r}, expected {label!r}", where=str(image))
+    for rel in ("ks.cfg", "syslinux/syslinux.cfg"):
+        got = esp.read_file(image, offset, rel, str(image))
+        want = (tree / rel).read_text(encoding="utf-8")
+        if got is None or hashlib.sha256(got.encode()).digest() != hashlib.sha256(want.encode()).digest():
+            raise B2ctError(f"read-back of /{rel} differs from what was written", where=str(image))
+
+
+def make_usb(
+    src_iso: Path,
+    *,
+    image: Path | None,
+    device: Path | None,
+    size: int | None,
+    label: str,
+    kickstarts: dict[str, str],
+    timeout: int | None,
+    force: bool,
+) -> Result:
+    validate_fat_label(label)
+    if image is not None:
+        tools.check_output(image)
+    epoch = iso.source_epoch()
+    dev: blockdev.Device | None = None
+    if device is not None:
+        dev = blockdev.inspect_device(device)
+        blockdev.check_writable(dev, force=force)
+        info(f"target {dev.describe()}")
+        size = min(size, dev.size) if size else dev.size
+    size = size or (2 << 30)
+    work_parent = image.parent if image is not None and image.parent.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="b2ct-usb-", dir=work_parent) as t:
+        tree = Path(t) / "tree"
+        with step(f"extract {src_iso.name} and point its boot entries at {label}"):
+            ins = prepare_tree(src_iso, tree, label, kickstarts, timeout, epoch)
+        if image is not None:
+            with atomic_output(image) as tmp:
+                with step(f"build FAT32 image {image.name} ({size / 2**30:.1f} GiB)"):
+                    build_image(tree, tmp, size, label, epoch)
+                with step("read back"):
+                    check_image(tmp, label, tree)
+            return Result(image, size, label, ins.layout.name)
+        assert dev is not None
+        tmp = Path(t) / "key.img"
+        with step(f"build FAT32 image ({size / 2**30:.1f} GiB)"):
+            build_image(tree, tmp, size, label, epoch)
+            check_image(tmp, label, tree)
+        # Re-check just before writing: something may have mounted the key meanwhile.
+        blockdev.check_writable(blockdev.inspect_device(dev.path), force=force)
+        with step(f"write and verify {dev.path}"):
+            # Holes in the image are skipped, except in the FAT metadata: stale bytes there would corrupt it.
+            blockdev.write_verified(tmp, dev.path, sparse=True, zero_ends=True, head=fat_metadata_end(tmp))
+        return Result(dev.path, size, label, ins.layout.name)
+
+
+def write_hybrid(src_iso: Path, *, image: Path | None, device: Path | None, force: bool) -> Result:
+    """dd the (built) hybrid ISO as-is, then read it back."""
+    if image is not None:
+        tools.check_output(image)
+    ins = iso.inspect(src_iso)
+    if image is not None:
+        with atomic_output(image) as tmp, step(f"copy {src_iso.name} to {image.name}"):
+            blockdev.write_verified(src_iso, tmp, sparse=False)
+        return Result(image, ins.info.file_bytes, ins.info.volid, ins.layout.name)
+    assert device is not None
+    dev = blockdev.inspect_device(device)
+    blockdev.check_writable(dev, force=force)
+    info(f"target {dev.describe()}")
+    if dev.size < ins.info.file_bytes:
+        raise B2ctError(
+            f"device is smaller ({dev.size} bytes) than the ISO ({ins.info.file_bytes})", where=str(dev.path)
+        )
+    with step(f"write and verify {dev.path}"):
+        blockdev.write_verified(src_iso, dev.path, sparse=False, zero_ends=False)
+    return Result(dev.path, ins.info.file_bytes, ins.info.volid, ins.layout.name)
