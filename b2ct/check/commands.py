@@ -38,8 +38,16 @@ def register(app: typer.Typer) -> None:
         min_free: Annotated[
             float, typer.Option("--min-free", min=0, max=100, help="Minimum free space on datastores, %.")
         ] = 5.0,
+        one_auth: Annotated[
+            Path | None,
+            typer.Option(
+                "--one-auth",
+                help="OpenNebula user:password file (default $ONE_AUTH, else ~oneadmin/.one/one_auth "
+                "read on the front-end).",
+            ),
+        ] = None,
     ) -> int:
-        """Check every host: libvirt, KVM, KSM, storage, bridges, a smoke domain, Gluster, squid."""
+        """Check every host: libvirt, KVM, KSM, storage, bridges, smoke domain, Gluster, squid, OpenNebula."""
         try:
             import libvirt  # noqa: F401
         except ImportError as exc:
@@ -47,7 +55,7 @@ def register(app: typer.Typer) -> None:
                 "libvirt-python is not installed",
                 hint="pip install 'b2ct[check]' (needs libvirt-dev and pkg-config to build)",
             ) from exc
-        from b2ct.check import render, runner
+        from b2ct.check import opennebula, render, runner
 
         path = resolve(inventory)
         site = load(path)
@@ -55,8 +63,14 @@ def register(app: typer.Typer) -> None:
             raise B2ctError("no such file", where=smoke_kernel, hint="--smoke-kernel takes a kernel image")
         if html is not None and not html.parent.is_dir():
             raise B2ctError(f"output directory {html.parent} does not exist", where=html)
+        # read (and so validated) only when the site has an OpenNebula to ask
+        session = opennebula.local_session(one_auth) if opennebula.expected(site) else None
         opts = runner.Options(
-            smoke=not no_smoke, smoke_kernel=smoke_kernel, smoke_timeout=smoke_timeout, min_free_pct=min_free
+            smoke=not no_smoke,
+            smoke_kernel=smoke_kernel,
+            smoke_timeout=smoke_timeout,
+            min_free_pct=min_free,
+            one_session=session,
         )
         with step(f"checking site {site.name}"):
             report = runner.run(site, path, limit, opts)

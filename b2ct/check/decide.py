@@ -43,6 +43,26 @@ class SmokeOutcome:
     skipped: str | None = None  # why the smoke test could not be attempted (not a hypervisor fault)
 
 
+@dataclass(frozen=True)
+class OneHost:
+    id: int
+    state: int  # oned's HOST_STATES number
+    cluster: str = ""
+    error: str = ""  # the host template's ERROR: oned's last monitoring failure
+
+
+@dataclass(frozen=True)
+class OneFacts:
+    """The run's one look at OpenNebula's host pool (b2ct/check/opennebula.py), shared by every host."""
+
+    endpoint: str
+    hosts: dict[str, OneHost] | None = None  # None: the pool was not read (unreachable or not_checked)
+    version: str = ""
+    unreachable: str | None = None  # the endpoint did not answer (transport error, timeout)
+    not_checked: str | None = None  # no query made, or oned refused it: credentials, endpoint, API error
+    hint: str = ""
+
+
 def version(v: int) -> str:
     return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
 
@@ -229,6 +249,11 @@ def bridge(b: BridgeExpect, sec: Section | None) -> CheckResult:
             cid, f"{b.bridge} does not exist ({_first_line(text.replace('isbridge=no', ''))})", hint
         )
     link = links[0]
+    # netlink's kind is authoritative: /sys may belong to another network namespace (nspawn containers);
+    # output without `ip -d` details has no linkinfo at all, and then sysfs is all there is
+    kind = (link.get("linkinfo") or {}).get("info_kind")
+    if "linkinfo" in link or kind:
+        isbridge = kind == "bridge"
     if not isbridge:
         return failed(cid, f"{b.bridge} exists but is not a bridge ({link.get('link_type', '?')})", hint)
     flags = link.get("flags", [])
@@ -382,6 +407,74 @@ def squid(port: int, sec: Section | None, daemons: Section | None) -> CheckResul
         f"squid answers on port {port} but did not cache a repeated request (X-Cache: {xcache or 'absent'})",
         "check cache_dir, cache_mem and refresh_pattern in squid.conf; role squid",
     )
+
+
+# ------------------------------------------------------------------------------------------ opennebula
+
+# pyone.HOST_STATES, spelled out so the decisions stay free of the client library
+ONE_HOST_STATES = {
+    0: "INIT",
+    1: "MONITORING_MONITORED",
+    2: "MONITORED",
+    3: "ERROR",
+    4: "DISABLED",
+    5: "MONITORING_ERROR",
+    6: "MONITORING_INIT",
+    7: "MONITORING_DISABLED",
+    8: "OFFLINE",
+}
+ROLE_ONE = "re-run `b2ct deploy` (playbooks/opennebula.yml)"
+
+
+def opennebula(name: str, f: OneFacts) -> CheckResult:
+    """Is the host registered in OpenNebula and MONITORED? States as oned reports them (host.xsd)."""
+    cid = "opennebula"
+    if f.unreachable:
+        return warned(
+            cid,
+            f"OpenNebula API unreachable at {f.endpoint}: {f.unreachable}",
+            "is oned running on the front-end (systemctl status opennebula) and port 2633 open? " + ROLE_ONE,
+        )
+    if f.not_checked or f.hosts is None:
+        return warned(cid, f"not checked: {f.not_checked or 'no host pool'}", f.hint)
+    h = f.hosts.get(name)
+    if h is None:
+        return failed(
+            cid,
+            f"not registered in OpenNebula ({len(f.hosts)} hosts known at {f.endpoint})",
+            "`b2ct cloud apply` registers every inventory host in its cluster",
+        )
+    state = ONE_HOST_STATES.get(h.state, f"unknown state {h.state}")
+    where = f"host id {h.id}, cluster {h.cluster or '?'}"
+    show = f"`onehost show {name}` on the front-end"
+    if state in ("MONITORED", "MONITORING_MONITORED"):
+        # MONITORING_MONITORED: a monitored host in the middle of its next monitoring cycle
+        by = f"OpenNebula {f.version}" if f.version else "OpenNebula"
+        return passed(cid, f"MONITORED by {by} ({where})")
+    if state in ("INIT", "MONITORING_INIT"):
+        return warned(
+            cid,
+            f"registered but not monitored yet ({state}, {where})",
+            f"oned monitors new hosts within a minute; {show}",
+        )
+    if state in ("ERROR", "MONITORING_ERROR"):
+        why = f": {' '.join(h.error.split())}" if h.error else ""  # reasons are one line
+        return failed(
+            cid,
+            f"OpenNebula cannot monitor it ({state}, {where}){why}",
+            f"{show}; can oneadmin on the front-end ssh to {name} (role opennebula_node)?",
+        )
+    if state in ("DISABLED", "MONITORING_DISABLED"):
+        return failed(
+            cid,
+            f"DISABLED in OpenNebula ({where}): no VM is scheduled here",
+            f"onehost enable {name} (a stopped `b2ct upgrade` leaves its host disabled)",
+        )
+    if state == "OFFLINE":
+        return failed(
+            cid, f"OFFLINE in OpenNebula ({where}): not monitored, no VM scheduled", f"onehost enable {name}"
+        )
+    return failed(cid, f"OpenNebula reports {state} ({where})", show)
 
 
 # ------------------------------------------------------------------------------------------ smoke

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from b2ct.check import decide, script, smoke
+from b2ct.check import decide, opennebula, script, smoke
 from b2ct.check.capabilities import parse as parse_capabilities
 from b2ct.check.connect import Connection, ansible_view, connection, select
 from b2ct.check.expect import HostExpect, expectations
@@ -29,6 +29,9 @@ class Options:
     smoke_timeout: float = 60.0
     min_free_pct: float = 5.0
     probe_timeout: float = 90.0
+    # (user:password, where from) given by the operator; None: read oneadmin's file on the front-end
+    one_session: tuple[str, str] | None = None
+    one_timeout: float = 10.0
 
 
 def run(site: Site, inventory: Path, limit: str | None, opts: Options) -> Report:
@@ -38,13 +41,28 @@ def run(site: Site, inventory: Path, limit: str | None, opts: Options) -> Report
     t0 = time.monotonic()
     files: smoke.SmokeFiles | str | None = smoke.load_files(opts.smoke_kernel) if opts.smoke else None
     workers = len(names) or 1
+    with_one = opennebula.expected(site)
+    fe = site.frontend
+    # the front-end's probe also reads oneadmin's credentials when the operator gave none
+    fe_sections: dict[str, script.Section] = {}
     with tempfile.TemporaryDirectory(prefix="b2ct-check-") as tmp, cf.ThreadPoolExecutor(workers) as pool:
         futures = []
         for name in names:
             host = site.host(name)
             conn = connection(name, host.address, view.hostvars.get(name, {}))
-            futures.append(pool.submit(check_host, expectations(site, host), conn, Path(tmp), files, opts))
+            keep = fe_sections if with_one and opts.one_session is None and host.frontend else None
+            exp = expectations(site, host)
+            futures.append(pool.submit(check_host, exp, conn, Path(tmp), files, opts, keep))
         hosts = [f.result() for f in futures]
+    if with_one:
+        # once per run: oned's host pool answers for every host at once
+        fe_checked = fe is not None and fe.name in names
+        facts = opennebula.gather(
+            site, opts.one_session, fe_sections.get("one_auth"), fe_checked, opts.one_timeout
+        )
+        for h in hosts:
+            if h.reachable:  # an unreachable host keeps its single ssh row (docs/check.md, JSON schema)
+                h.checks.append(decide.opennebula(h.name, facts))
     return Report(site.name, str(inventory), started, hosts, time.monotonic() - t0)
 
 
@@ -83,8 +101,14 @@ def _libvirt_facts(conn: Connection, wrapper: Path) -> tuple[decide.LibvirtFacts
 
 
 def check_host(
-    exp: HostExpect, conn: Connection, tmp: Path, files: smoke.SmokeFiles | str | None, opts: Options
+    exp: HostExpect,
+    conn: Connection,
+    tmp: Path,
+    files: smoke.SmokeFiles | str | None,
+    opts: Options,
+    one_auth: dict[str, script.Section] | None = None,
 ) -> HostReport:
+    """Probe one host. `one_auth`: read oneadmin's OpenNebula credentials too and put that section there."""
     import libvirt
 
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors come back as exceptions
@@ -97,7 +121,8 @@ def check_host(
     lv_thread = threading.Thread(target=lambda: lv_result.append(_libvirt_facts(conn, wrapper)), daemon=True)
     lv_thread.start()
     try:
-        proc = _ssh(conn, "sh -s", script.build(exp).encode(), opts.probe_timeout)
+        probe = script.build(exp, read_one_auth=one_auth is not None)
+        proc = _ssh(conn, "sh -s", probe.encode(), opts.probe_timeout)
         rc, out = proc.returncode, proc.stdout.decode(errors="replace")
         err = proc.stderr.decode(errors="replace")
     except subprocess.TimeoutExpired:
@@ -117,6 +142,8 @@ def check_host(
                 )
             )
             return report
+        if one_auth is not None and "one_auth" in secs:
+            one_auth["one_auth"] = secs.pop("one_auth")
         report.checks += decisions(exp, secs, lv_facts, opts)
         if opts.smoke:
             report.checks.append(_smoke(exp, conn, lv, lv_facts, secs, files, opts))

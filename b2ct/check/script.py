@@ -50,9 +50,9 @@ falloc() { # path: can we allocate (not sparse) a file there?
   f="$1/.b2ct-check-fallocate.$$"
   fallocate -l 1M "$f"; rc=$?; rm -f "$f"; return $rc
 }
-bridge() { # name
+bridge() { # name; -d: netlink's linkinfo says "bridge" even where /sys shows another netns (containers)
   [ -d "/sys/class/net/$1/bridge" ] && echo "isbridge=yes" || echo "isbridge=no"
-  ip -j addr show dev "$1"
+  ip -j -d addr show dev "$1"
 }
 squid_probe() { # proxy-port: does squid answer, and does it serve a repeated request from cache?
   d=$(mktemp -d /tmp/b2ct-origin.XXXXXX)
@@ -74,8 +74,12 @@ squid_probe() { # proxy-port: does squid answer, and does it serve a repeated re
 """
 
 
-def build(expect: HostExpect, with_gluster_cli: bool = True) -> str:
-    """Return the probe script for one host, its parameters baked in (quoted)."""
+def build(expect: HostExpect, with_gluster_cli: bool = True, read_one_auth: bool = False) -> str:
+    """Return the probe script for one host, its parameters baked in (quoted).
+
+    `read_one_auth`: also print oneadmin's OpenNebula credentials (the front-end, when the operator gave
+    none), so the OpenNebula check needs no second ssh session. The runner keeps them out of the report.
+    """
     q = shlex.quote
     lines = [_PRELUDE, f"SMOKE_DIR={q(SMOKE_DIR)}"]
     calls = [
@@ -98,6 +102,8 @@ def build(expect: HostExpect, with_gluster_cli: bool = True) -> str:
             calls.append(f"sec gluster.heal.{i} timeout 30 gluster volume heal {q(g.volume)} info --xml")
     if expect.squid_port:
         calls.append(f"sec squid squid_probe {int(expect.squid_port)}")
+    if read_one_auth:
+        calls.append("sec one_auth cat ~oneadmin/.one/one_auth")
     names = [c.split()[1] for c in calls]
     lines += [f"{c} &" for c in calls]
     lines.append("wait")

@@ -192,6 +192,19 @@ def test_bridge_failures() -> None:
     assert "not a bridge" in decide.bridge(BR, notbr).reason
 
 
+def test_bridge_kind_from_netlink_wins_over_sysfs() -> None:
+    """In nspawn lab hosts /sys/class/net was seen listing the machine's root namespace, not the host's."""
+    up = ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]
+    link = json.loads(ip_json(up, "UP", ["10.10.0.21/24"]).out.split("\n", 1)[1])
+    link[0]["linkinfo"] = {"info_kind": "bridge"}
+    assert decide.bridge(BR, Section(0, "isbridge=no\n" + json.dumps(link))).status is Status.PASS
+    link[0]["linkinfo"] = {"info_kind": "veth"}
+    r = decide.bridge(BR, Section(0, "isbridge=yes\n" + json.dumps(link)))
+    assert r.status is Status.FAIL and "not a bridge" in r.reason
+    del link[0]["linkinfo"]  # `ip -d` on a plain NIC: no linkinfo, and sysfs says no bridge
+    assert "not a bridge" in decide.bridge(BR, Section(0, "isbridge=no\n" + json.dumps(link))).reason
+
+
 # ------------------------------------------------------------------------------------------ gluster
 
 G = GlusterExpect("one-system", ("svc1:/bricks/one-system/brick", "svc2:/bricks/one-system/brick"), ("svc2",))
