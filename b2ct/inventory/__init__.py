@@ -1,18 +1,36 @@
 """Inventory: a standard Ansible YAML inventory validated into one typed Site model."""
 
 from b2ct.inventory.load import HOST_SETTINGS, SITE_SETTINGS, load
-from b2ct.inventory.model import RELEASES, Brick, GlusterVolume, Host, Network, Nic, Release, Site, Squid
+from b2ct.inventory.model import (
+    RELEASES,
+    Belle2,
+    Brick,
+    GlusterVolume,
+    Host,
+    Network,
+    Nic,
+    OpenNebulaSettings,
+    OpenNebulaVnet,
+    Release,
+    Rocci,
+    Site,
+    Squid,
+)
 
 __all__ = [
     "HOST_SETTINGS",
     "RELEASES",
     "SITE_SETTINGS",
+    "Belle2",
     "Brick",
     "GlusterVolume",
     "Host",
     "Network",
     "Nic",
+    "OpenNebulaSettings",
+    "OpenNebulaVnet",
     "Release",
+    "Rocci",
     "Site",
     "Squid",
     "load",

@@ -59,6 +59,13 @@ def register(app: typer.Typer) -> None:
     inv_app = typer.Typer(help="Validate and show site inventories.", no_args_is_help=True)
     app.add_typer(inv_app, name="inventory")
 
+    @inv_app.command("settings")
+    def settings() -> None:
+        """Print the reference of every inventory setting (Markdown)."""
+        from b2ct.inventory.docs import settings_markdown
+
+        print(settings_markdown())
+
     @inv_app.command("check")
     def check(inventory: Path | None = InventoryOption) -> None:
         """Validate the inventory; print the hosts as b2ct understood them."""

@@ -18,11 +18,15 @@ from typing import Any
 from b2ct.errors import B2ctError
 from b2ct.inventory.model import (
     RELEASES,
+    Belle2,
     Brick,
     GlusterVolume,
     Host,
     Network,
     Nic,
+    OpenNebulaSettings,
+    OpenNebulaVnet,
+    Rocci,
     Site,
     Squid,
 )
@@ -46,6 +50,10 @@ _SSHKEY = re.compile(
 _SERIAL = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _VOLNAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _URL = re.compile(r"^(https?|ftp|nfs)://\S+$")
+_HTTP_URL = re.compile(r"^https?://\S+$")
+_MIRROR_URL = re.compile(r"^(https?|file)://\S+$")
+_ONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # an OpenNebula object name we create
+_CVMFS_REPO = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
 @dataclass
@@ -67,6 +75,15 @@ def _str(v: Val, name: str) -> str:
     if isinstance(v.value, bool) or not isinstance(v.value, str | int | float):
         _fail(f"{name} must be a string, got {type(v.value).__name__}", v.at)
     return str(v.value)
+
+
+def _bool(name: str) -> Callable[[Val], bool]:
+    def parse(v: Val) -> bool:
+        if not isinstance(v.value, bool):
+            _fail(f"{name} must be true or false, got {v.value!r}", v.at)
+        return bool(v.value)
+
+    return parse
 
 
 def _int(v: Val, name: str, minimum: int = 0) -> int:
@@ -262,6 +279,130 @@ def _squid(v: Val) -> Squid:
     return Squid(**kwargs)
 
 
+def _one_mirror(v: Val) -> str:
+    url = _str(v, "b2ct_opennebula_mirror")
+    if not _MIRROR_URL.match(url):
+        _fail(f"b2ct_opennebula_mirror {url!r} is not an http(s) or file:// URL", v.at)
+    return url.rstrip("/")
+
+
+def _one_endpoint(v: Val) -> str:
+    url = _str(v, "b2ct_opennebula_endpoint")
+    if not _HTTP_URL.match(url):
+        _fail(
+            f"b2ct_opennebula_endpoint {url!r} is not an http(s) URL",
+            v.at,
+            hint="e.g. http://one-fe.example.org:2633/RPC2",
+        )
+    return url
+
+
+def _one_vnets(v: Val) -> tuple[OpenNebulaVnet, ...]:
+    # Shape only: the network, bridge and lease range are checked against the networks and hosts once
+    # those are loaded (_check_vnets); bridge "" means "the network's bridge".
+    spec = _map(v, "b2ct_opennebula_vnets")
+    out: list[OpenNebulaVnet] = []
+    for name in spec:
+        at = where(spec, name) or v.at
+        if not _ONE_NAME.match(str(name)):
+            _fail(f"b2ct_opennebula_vnets: vnet name {name!r}: letters, digits, '.', '_', '-'", at)
+        item = _map(
+            Val(spec[name], at), f"b2ct_opennebula_vnets.{name}", ("network", "bridge", "ar_start", "ar_size")
+        )
+        network = str(name)
+        if "network" in item:
+            network = _str(_child(item, "network", at), f"b2ct_opennebula_vnets.{name}.network")
+        bridge = ""
+        if item.get("bridge") not in (None, ""):
+            bridge = _str(_child(item, "bridge", at), f"b2ct_opennebula_vnets.{name}.bridge")
+        start = None
+        if item.get("ar_start") not in (None, ""):
+            start = _ip(_child(item, "ar_start", at), f"b2ct_opennebula_vnets.{name}.ar_start")
+        size = None
+        if item.get("ar_size") is not None:
+            size = _int(_child(item, "ar_size", at), f"b2ct_opennebula_vnets.{name}.ar_size", 1)
+        out.append(OpenNebulaVnet(str(name), network, bridge, start, size, at=at))
+    return tuple(out)
+
+
+def _belle2(v: Val) -> Belle2:
+    spec = _map(v, "b2ct_belle2", tuple(Belle2.__dataclass_fields__))
+    kwargs: dict[str, Any] = {}
+    for key in spec:
+        cv = _child(spec, key, v.at)
+        name = f"b2ct_belle2.{key}"
+        if key in ("vcpu", "memory_mb"):
+            kwargs[key] = _int(cv, name, 1)
+        elif key == "cpu":
+            if isinstance(cv.value, bool) or not isinstance(cv.value, int | float) or cv.value <= 0:
+                _fail(f"{name} must be a positive number, got {cv.value!r}", cv.at)
+            kwargs[key] = float(cv.value)
+        elif key == "cvmfs_repositories":
+            items = _list(cv, name)
+            for i, repo in enumerate(items):
+                if not isinstance(repo, str) or not _CVMFS_REPO.match(repo):
+                    _fail(f"{name}[{i}] {repo!r} is not a CVMFS repository name", where(items, i) or cv.at)
+            kwargs[key] = tuple(str(r) for r in items)
+        elif key == "image_url":
+            url = _str(cv, name)
+            if not _MIRROR_URL.match(url):
+                _fail(f"{name} {url!r} is not an http(s) or file:// URL", cv.at)
+            kwargs[key] = url
+        elif key in ("image_name", "template_name"):
+            text = _str(cv, name)
+            if not _ONE_NAME.match(text):
+                _fail(f"{name} {text!r}: letters, digits, '.', '_', '-'", cv.at)
+            kwargs[key] = text
+        else:  # ssh_key
+            key_line = _str(cv, name).strip()
+            if not _SSHKEY.match(key_line):
+                _fail(f"{name} is not an OpenSSH public key line", cv.at)
+            kwargs[key] = key_line
+    return Belle2(**kwargs)
+
+
+def _rocci(v: Val) -> Rocci:
+    spec = _map(v, "b2ct_rocci", ("enabled", "package_url"))
+    enabled = False
+    if "enabled" in spec:
+        ev = _child(spec, "enabled", v.at)
+        if not isinstance(ev.value, bool):
+            _fail(f"b2ct_rocci.enabled must be true or false, got {ev.value!r}", ev.at)
+        enabled = ev.value
+    url = ""
+    if spec.get("package_url") not in (None, ""):
+        uv = _child(spec, "package_url", v.at)
+        url = _str(uv, "b2ct_rocci.package_url")
+        if not (_MIRROR_URL.match(url) or url.startswith("/")):
+            _fail(f"b2ct_rocci.package_url {url!r}: give a URL or an absolute path", uv.at)
+    if enabled and not url:
+        # No upstream repository exists any more (last release 2017): the site must bring the package.
+        _fail("b2ct_rocci: enabled needs package_url (the rocci-server package)", v.at)
+    return Rocci(enabled, url)
+
+
+def lease_range(
+    net: Network, hosts: tuple[Host, ...] | list[Host], start: ipaddress.IPv4Address | None, size: int | None
+) -> tuple[ipaddress.IPv4Address, int, str | None]:
+    """A vnet's address range on ``net`` (default: the upper half) and what is wrong with it, if anything."""
+    usable = list(net.subnet.hosts())
+    if start is None:
+        start = usable[len(usable) // 2]
+        size = size or len(usable) - len(usable) // 2
+    size = size or 1
+    last = start + size - 1
+    if start not in usable or last not in usable:
+        return start, size, f"lease range {start}–{last} does not fit the usable addresses of {net.subnet}"
+    taken = {n.ip: f"host {h.name}" for h in hosts for n in h.nics.values() if n.ip and n.network == net.name}
+    taken.update({d: "a DNS server" for d in net.dns})
+    if net.gateway:
+        taken[net.gateway] = "the gateway"
+    clash = sorted(ip for ip in taken if start <= ip <= last)
+    if clash:
+        return start, size, f"lease range {start}–{last} contains {clash[0]}, {taken[clash[0]]}"
+    return start, size, None
+
+
 def _simple(name: str) -> Callable[[Val], str]:
     return lambda v: _str(v, name)
 
@@ -295,6 +436,10 @@ SITE_SETTINGS: dict[str, Setting] = {
         _password_hash, "Root password as a crypt hash (`openssl passwd -6`)."
     ),
     "b2ct_ssh_keys": Setting(_ssh_keys, "Public keys for root's authorized_keys."),
+    "b2ct_gluster_allow_root_bricks": Setting(
+        _bool("b2ct_gluster_allow_root_bricks"),
+        "Allow Gluster bricks on the root filesystem (test beds only; default false).",
+    ),
     "b2ct_gluster_volumes": Setting(
         lambda v: v, "GlusterFS volumes: name, replica, bricks (host:/path), mount."
     ),
@@ -312,6 +457,25 @@ SITE_SETTINGS: dict[str, Setting] = {
     "b2ct_datastore_path": Setting(
         _abs_path("b2ct_datastore_path"), "OpenNebula datastores root (default /var/lib/one/datastores)."
     ),
+    "b2ct_opennebula_mirror": Setting(
+        _one_mirror, "Base URL of the site's OpenNebula mirror (default: upstream downloads)."
+    ),
+    "b2ct_opennebula_endpoint": Setting(
+        _one_endpoint, "OpenNebula XML-RPC endpoint (default `http://<front-end>:2633/RPC2`)."
+    ),
+    "b2ct_opennebula_vnets": Setting(
+        _one_vnets,
+        "Virtual networks by name: network (default: the name), bridge (default: the network's), "
+        "ar_start, ar_size (default: upper half of the subnet, clear of the inventory's addresses).",
+    ),
+    "b2ct_belle2": Setting(
+        _belle2,
+        "Belle II VM: image_url, image_name, template_name, cpu, vcpu, memory_mb, cvmfs_repositories, "
+        "ssh_key (default: the first of b2ct_ssh_keys).",
+    ),
+    "b2ct_rocci": Setting(
+        _rocci, "rOCCI-server: enabled (default false), package_url (needed when enabled)."
+    ),
 }
 
 HOST_SETTINGS: dict[str, Setting] = {
@@ -323,6 +487,10 @@ HOST_SETTINGS: dict[str, Setting] = {
     "b2ct_ephemeral_disk": Setting(_simple("b2ct_ephemeral_disk"), "Worker: local datastore disk."),
     "b2ct_ephemeral_fs": Setting(_simple("b2ct_ephemeral_fs"), "Worker: xfs (default) or ext4."),
     "b2ct_brick_disk": Setting(_simple("b2ct_brick_disk"), "Service host: GlusterFS brick disk."),
+    "b2ct_ephemeral_force": Setting(
+        _bool("b2ct_ephemeral_force"),
+        "Worker: reformat an ephemeral disk that holds another filesystem (its data is lost).",
+    ),
 }
 
 
@@ -507,13 +675,14 @@ def load(path: str | Path) -> Site:
         raise B2ctError("the inventory defines no hosts", where=str(inv_file))
     _check_unique(hosts)
     volumes = _gluster(site_vars.get("b2ct_gluster_volumes"), hosts, site)
-    return _replace(site, hosts=tuple(hosts), gluster_volumes=volumes)
+    one = _replace(site.opennebula, vnets=_check_vnets(site, hosts))
+    return _replace(site, hosts=tuple(hosts), gluster_volumes=volumes, opennebula=one)
 
 
-def _replace(site: Site, **changes: Any) -> Site:
+def _replace(obj: Any, **changes: Any) -> Any:
     import dataclasses
 
-    return dataclasses.replace(site, **changes)
+    return dataclasses.replace(obj, **changes)
 
 
 def _build_site(vars: dict[str, Val], source: str) -> Site:
@@ -556,6 +725,14 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
         keyboard=values.get("b2ct_keyboard", "us"),
         lang=values.get("b2ct_lang", "en_US.UTF-8"),
         datastore_path=values.get("b2ct_datastore_path", "/var/lib/one/datastores"),
+        gluster_allow_root_bricks=values.get("b2ct_gluster_allow_root_bricks", False),
+        opennebula=OpenNebulaSettings(
+            mirror=values.get("b2ct_opennebula_mirror", ""),
+            endpoint=values.get("b2ct_opennebula_endpoint"),
+            vnets=values.get("b2ct_opennebula_vnets", ()),
+            belle2=values.get("b2ct_belle2", Belle2()),
+            rocci=values.get("b2ct_rocci", Rocci()),
+        ),
         source=source,
     )
 
@@ -645,6 +822,9 @@ def _build_host(name: str, at: str, groups: list[str], vars: dict[str, Val], sit
         ephemeral_disk=disks.get("b2ct_ephemeral_disk"),
         ephemeral_fs=ephemeral_fs,  # type: ignore[arg-type]
         brick_disk=disks.get("b2ct_brick_disk"),
+        ephemeral_force=HOST_SETTINGS["b2ct_ephemeral_force"].parse(vars["b2ct_ephemeral_force"])
+        if "b2ct_ephemeral_force" in vars
+        else False,
         where=at,
     )
 
@@ -776,3 +956,30 @@ def _gluster(v: Val | None, hosts: list[Host], site: Site) -> tuple[GlusterVolum
         mounts[mount] = name
         volumes.append(GlusterVolume(name, replica, tuple(bricks), mount))
     return tuple(volumes)
+
+
+def _check_vnets(site: Site, hosts: list[Host]) -> tuple[OpenNebulaVnet, ...]:
+    """Each vnet on a network of the inventory, on that network's bridge, leasing only free addresses."""
+    out: list[OpenNebulaVnet] = []
+    bridges = {n.bridge: n.name for n in site.networks.values()}
+    for vnet in site.opennebula.vnets:
+        prefix = f"b2ct_opennebula_vnets.{vnet.name}"
+        if vnet.network not in site.networks:
+            _fail(
+                f"{prefix}: network {vnet.network!r} is not in b2ct_networks"
+                f"{_suggest(vnet.network, list(site.networks))}",
+                vnet.at,
+                hint="one of " + ", ".join(site.networks),
+            )
+        net = site.networks[vnet.network]
+        bridge = vnet.bridge or net.bridge
+        if bridges.get(bridge) != net.name:
+            carries = f"carries network {bridges[bridge]}" if bridge in bridges else "is no inventory bridge"
+            _fail(
+                f"{prefix}: bridge {bridge!r} {carries}, not {net.name} (its bridge is {net.bridge})", vnet.at
+            )
+        start, size, problem = lease_range(net, hosts, vnet.ar_start, vnet.ar_size)
+        if problem:
+            _fail(f"{prefix}: {problem}", vnet.at, hint=f"set {prefix}.ar_start/ar_size")
+        out.append(_replace(vnet, bridge=bridge, ar_start=start, ar_size=size))
+    return tuple(out)

@@ -81,6 +81,7 @@ class Host:
     ephemeral_disk: str | None = None
     ephemeral_fs: EphemeralFs = "xfs"
     brick_disk: str | None = None
+    ephemeral_force: bool = False
     where: str = ""  # file:line of the host's definition, for later error messages
 
     @property
@@ -124,6 +125,48 @@ class Squid:
 
 
 @dataclass(frozen=True)
+class OpenNebulaVnet:
+    """A virtual network the site asks for; checked against the networks and hosts when loaded."""
+
+    name: str
+    network: str
+    bridge: str  # the network's bridge when the inventory does not name one
+    # Resolved by the loader (default: the upper half of the subnet), so never None in a loaded Site.
+    ar_start: ipaddress.IPv4Address | None = None
+    ar_size: int | None = None
+    at: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Belle2:
+    """The Belle II worker VM: image, template and what its start script configures."""
+
+    image_url: str = "https://repo.almalinux.org/almalinux/9/cloud/x86_64/images/AlmaLinux-9-GenericCloud-latest.x86_64.qcow2"
+    image_name: str = "belle2-alma9"
+    template_name: str = "belle2-worker"
+    cpu: float = 1.0
+    vcpu: int = 1
+    memory_mb: int = 2048
+    cvmfs_repositories: tuple[str, ...] = ("belle.cern.ch", "grid.cern.ch")
+    ssh_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Rocci:
+    enabled: bool = False
+    package_url: str = ""
+
+
+@dataclass(frozen=True)
+class OpenNebulaSettings:
+    mirror: str = ""  # empty: upstream downloads
+    endpoint: str | None = None  # None: http://<front-end>:2633/RPC2
+    vnets: tuple[OpenNebulaVnet, ...] = ()
+    belle2: Belle2 = field(default_factory=Belle2)
+    rocci: Rocci = field(default_factory=Rocci)
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     release: Release
@@ -139,6 +182,8 @@ class Site:
     keyboard: str = "us"
     lang: str = "en_US.UTF-8"
     datastore_path: str = "/var/lib/one/datastores"
+    gluster_allow_root_bricks: bool = False
+    opennebula: OpenNebulaSettings = field(default_factory=OpenNebulaSettings)
     source: str = ""  # the inventory path it was loaded from
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -25,7 +25,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -561,6 +561,21 @@ class Lab:
                 "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
             )
 
+    def _unified_cgroup(self, st: LabState) -> Path | None:
+        """The v2 cgroup tree, which nspawn places containers by; mounted for this lab if nowhere else."""
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                fields = line.split()
+                if fields[2] == "cgroup2":
+                    return Path(fields[1])
+        path = self.dir / "cgroup2"
+        res = st.intend("mount", str(path), host="")
+        path.mkdir(exist_ok=True)
+        net.run(["mount", "-t", "cgroup2", "-o", "nosuid,nodev,noexec", "b2ct-lab", str(path)])
+        st.created_(res)
+        st.save()
+        return path
+
     def _boot(self, st: LabState, name: str, h: dict[str, Any]) -> None:
         root = Path(h["root"])
         argv = [
@@ -573,10 +588,24 @@ class Lab:
         for dev in ("/dev/fuse", "/dev/net/tun"):
             if Path(dev).exists():
                 argv.append(f"--bind={dev}")
+        if h["kind"] == "worker" and KSM_DIR.is_dir():
+            # Workers may switch KSM as the kvm_host role does on a real hypervisor. It is this
+            # machine's kernel knob: the tests that flip it restore it.
+            argv.append(f"--bind={KSM_DIR}")
+        cgroups = _cgroups_for(self.name, name, self._unified_cgroup(st)) if hybrid_cgroups() else []
+        for cgroup in cgroups:
+            cg = st.intend("cgroup", str(cgroup), host=name)
+            _make_cgroup(cgroup)
+            st.created_(cg)
         res = st.intend("process", f"nspawn:{name}", host=name, root=str(root))
         with open(Path(h["dir"]) / "console.log", "ab") as log:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_join_cgroups(cgroups) if cgroups else None,
             )
         st.created_(res, pid=proc.pid, start=proc_start_time(proc.pid))
         h["nspawn_pid"] = proc.pid
@@ -666,14 +695,20 @@ class Lab:
         services = [n for n, h in st.hosts.items() if h["kind"] == "service"]
         volumes = []
         if len(services) >= 2:
-            volumes.append(
-                {
-                    "name": "one-system",
-                    "replica": 2,
-                    "bricks": [f"{n}:/bricks/one-system/brick" for n in services[:2]],
-                    "mount": "/var/lib/one/datastores/100",
-                }
-            )
+            # The two volumes `b2ct cloud apply` puts datastores on: the services' system datastore (100)
+            # and the image datastore, which adopts oned's default datastore 1.
+            for name, mount in (
+                ("one-system", "/var/lib/one/datastores/100"),
+                ("one-images", "/var/lib/one/datastores/1"),
+            ):
+                volumes.append(
+                    {
+                        "name": name,
+                        "replica": 2,
+                        "bricks": [f"{n}:/bricks/{name}/brick" for n in services[:2]],
+                        "mount": mount,
+                    }
+                )
         all_doc = {
             "b2ct_site": "lab",
             "b2ct_os_release": "debian12",
@@ -703,6 +738,11 @@ class Lab:
                 "upstream_proxy": "",
                 "stratum1_urls": ["http://cvmfs-stratum-one.cern.ch:8000/cvmfs"],
             },
+            # Lab hosts have no OpenNebula repository (not in Debian, no network): the roles configure
+            # everything around the packages (database, oned.conf, libvirt, ssh trust) and say what they
+            # skipped.
+            "opennebula_frontend_install_packages": False,
+            "opennebula_node_install_packages": False,
         }
         inv = self.inventory
         (inv / "group_vars").mkdir(parents=True, exist_ok=True)
@@ -821,8 +861,73 @@ class Lab:
             shutil.rmtree(d, ignore_errors=True)
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+KSM_DIR = Path("/sys/kernel/mm/ksm")
+
+
+def hybrid_cgroups() -> bool:
+    """cgroup v1 controllers beside a v2 tree and no host systemd to hand out cgroups (this machine)."""
+    return (CGROUP_ROOT / "systemd" / "cgroup.procs").is_file()
+
+
+def _cgroups_for(lab: str, host: str, unified: Path | None) -> list[Path]:
+    """A cgroup of the host's own, below ours, in every hierarchy: v1 controllers and the v2 tree.
+
+    Without a host systemd, nspawn puts every container at the same place (its v2 cgroup, mirrored
+    into name=systemd: /payload, /supervisor), and each container's systemd creates its units'
+    cgroups (system.slice/…) at the same paths as the others': a unit ending in one host removes the
+    cgroup a same-named unit of another host is joining, which then fails with status=219/CGROUP.
+    Children of our own cgroups keep every limit set above us (memory, cpu).
+    """
+    found: list[Path] = []
+    with open("/proc/self/cgroup") as fh:
+        for line in fh:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers:
+                mount = CGROUP_ROOT / ("systemd" if controllers == "name=systemd" else controllers)
+            elif unified is not None:
+                mount = unified
+            else:
+                continue
+            if (mount / "cgroup.procs").is_file():
+                found.append(mount / path.lstrip("/") / "b2ct-lab" / f"{lab}-{host}")
+    return found
+
+
+def _make_cgroup(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    # a new cpuset has no CPUs and no memory nodes: it accepts no process until it inherits them
+    for knob in ("cpuset.cpus", "cpuset.mems"):
+        mine, parent = path / knob, path.parent / knob
+        if mine.exists() and not mine.read_text().strip():
+            if not parent.read_text().strip():
+                (path.parent / knob).write_text((path.parent.parent / knob).read_text())
+            mine.write_text(parent.read_text())
+
+
+def _join_cgroups(cgroups: list[Path]) -> Callable[[], None]:
+    def join() -> None:  # runs in the child between fork and exec
+        for cgroup in cgroups:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    return join
+
+
+def _remove_cgroup(path: Path) -> None:
+    if not path.is_dir():
+        return
+    # children first (nspawn made payload/ and systemd its units below it); all processes are gone by now
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        sub.rmdir()
+    path.rmdir()
+    with contextlib.suppress(OSError):  # the shared parent goes when the last lab's host does
+        path.parent.rmdir()
+
+
 def _remove(res: Resource) -> None:
-    if res.kind == "mount":
+    if res.kind == "cgroup":
+        _remove_cgroup(Path(res.id))
+    elif res.kind == "mount":
         path = Path(res.id)
         for attempt in range(20):
             if not net.is_mounted(path):

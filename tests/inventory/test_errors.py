@@ -153,3 +153,11 @@ def test_plain_ansible_reads_the_example() -> None:
     assert "one-fe" in data["frontend"]["hosts"] and "one-fe" in data["service"]["hosts"]
     assert data["_meta"]["hostvars"]["wn03"]["b2ct_ephemeral_fs"] == "ext4"
     assert data["_meta"]["hostvars"]["wn01"]["b2ct_os_release"] == "el9"
+
+
+def test_settings_reference_is_current() -> None:
+    """docs/inventory.md carries the table the loader validates with; regenerate it when they differ."""
+    from b2ct.inventory.docs import settings_markdown
+    from tests.conftest import REPO
+
+    assert settings_markdown() in (REPO / "docs" / "inventory.md").read_text()

@@ -51,6 +51,7 @@ def snapshot(name: str) -> dict[str, Any]:
         "mounts": [r.id for r in res if r.kind == "mount"],
         "backing": [r.id for r in res if r.kind == "loop"],
         "loops": [r.extra["dev"] for r in res if r.kind == "loop" and "dev" in r.extra],
+        "cgroups": [r.id for r in res if r.kind == "cgroup"],
         "pids": [(int(r.extra["pid"]), int(r.extra.get("start", 0))) for r in res if r.kind == "process"
                  and "pid" in r.extra],
     }  # fmt: skip
@@ -70,6 +71,7 @@ def leftovers(snap: dict[str, Any]) -> list[str]:
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     left += [f"loop for {b}" for b in snap["backing"] if b in loops]
     left += [f"process {p}" for p, s in snap["pids"] if alive(p, s)]
+    left += [f"cgroup {c}" for c in snap["cgroups"] if Path(c).exists()]
     if Path(snap["dir"]).exists():
         left.append(f"dir {snap['dir']}")
     return left
@@ -89,10 +91,13 @@ def wait_for(pred, timeout: float, what: str) -> None:
 def test_every_host_answers_over_ssh_with_systemd_as_pid1(lab):
     assert lab.hosts == ["svc1", "svc2", "wn1", "wn2"]
     for host in lab.hosts:
-        r = lab.ssh(host, "hostname; cat /proc/1/comm; systemctl is-system-running --wait")
+        r = lab.ssh(
+            host, "hostname; cat /proc/1/comm; systemctl is-system-running --wait; systemctl --failed"
+        )
         out = r.stdout.split()
         assert out[:2] == [host, "systemd"], r
-        assert out[2] in ("running", "degraded"), r
+        # "degraded" is how hosts booting side by side once hid colliding cgroups (status=219/CGROUP)
+        assert out[2] == "running", r.stdout
 
 
 def test_hosts_reach_each_other_by_name_over_the_lab_bridges(lab):
@@ -135,9 +140,22 @@ def test_inventory_is_in_the_site_format(lab):
     assert allv["b2ct_ssh_keys"] == [key]
     private = ipaddress.ip_network(allv["b2ct_networks"]["private"]["subnet"])
     public = ipaddress.ip_network(allv["b2ct_networks"]["public"]["subnet"])
-    (vol,) = allv["b2ct_gluster_volumes"]
-    assert vol["replica"] == 2
-    assert vol["bricks"] == ["svc1:/bricks/one-system/brick", "svc2:/bricks/one-system/brick"]
+    system, images = allv["b2ct_gluster_volumes"]
+    assert (system["name"], system["replica"], system["mount"]) == (
+        "one-system",
+        2,
+        "/var/lib/one/datastores/100",
+    )
+    assert system["bricks"] == ["svc1:/bricks/one-system/brick", "svc2:/bricks/one-system/brick"]
+    assert (images["name"], images["replica"], images["mount"]) == (
+        "one-images",
+        2,
+        "/var/lib/one/datastores/1",
+    )
+    assert images["bricks"] == ["svc1:/bricks/one-images/brick", "svc2:/bricks/one-images/brick"]
+    # OpenNebula's packages cannot be had in the lab: said once, in the inventory, for every play.
+    assert allv["opennebula_frontend_install_packages"] is False
+    assert allv["opennebula_node_install_packages"] is False
     for kind, disk_var in (("service", "b2ct_brick_disk"), ("worker", "b2ct_ephemeral_disk")):
         for name, hv in groups[kind]["hosts"].items():
             assert hv["ansible_user"] == "root"

@@ -1,0 +1,187 @@
+"""Belle II worker VM of the original recipe: a qcow2 image and a template whose contextualisation mounts
+CVMFS through the site squid and installs the ssh key; register them and time one instantiation."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from b2ct.errors import B2ctError
+from b2ct.inventory import Site
+from b2ct.opennebula.client import api_errors, template_dict
+from b2ct.opennebula.plan import IMAGE_VOLUME, WORKERS
+from b2ct.opennebula.template import render
+
+VM_STATES = {
+    0: "INIT",
+    1: "PENDING",
+    2: "HOLD",
+    3: "ACTIVE",
+    4: "STOPPED",
+    5: "SUSPENDED",
+    6: "DONE",
+    7: "FAILED",
+    8: "POWEROFF",
+    9: "UNDEPLOYED",
+}
+LCM_RUNNING = 3
+LCM_FAILURES = {14, 36, 37, 38, 39, 40, 41, 42}  # FAILURE, BOOT_*_FAILURE, PROLOG/EPILOG_*_FAILURE
+
+
+def squid_proxies(site: Site) -> str:
+    """CVMFS_HTTP_PROXY: the service hosts' squids on the private network, load-balanced ('|')."""
+    urls = [
+        f"http://{h.nics['private'].ip}:{site.squid.port}"
+        for h in site.service_hosts
+        if h.nics.get("private") and h.nics["private"].ip
+    ]
+    if not urls:
+        raise B2ctError("no service host with a static private IP to run squid for CVMFS", where=site.source)
+    return "|".join(urls)
+
+
+def start_script(site: Site) -> str:
+    repos = ",".join(site.opennebula.belle2.cvmfs_repositories)
+    return (
+        "#!/bin/sh\n# b2ct: CVMFS through the site squid (each file downloaded once per site)\nset -e\n"
+        "mkdir -p /etc/cvmfs\n"
+        f"cat > /etc/cvmfs/default.local <<'EOF'\nCVMFS_REPOSITORIES={repos}\n"
+        f'CVMFS_HTTP_PROXY="{squid_proxies(site)}"\nCVMFS_QUOTA_LIMIT=10000\nEOF\n'
+        "command -v cvmfs_config >/dev/null && cvmfs_config setup && cvmfs_config probe || true\n"
+    )
+
+
+def image_template(site: Site) -> dict[str, Any]:
+    b = site.opennebula.belle2
+    return {
+        "NAME": b.image_name,
+        "TYPE": "OS",
+        "PATH": b.image_url,
+        "FORMAT": "qcow2",
+        "DRIVER": "qcow2",
+        "DESCRIPTION": "Belle II worker: minimal OS, CVMFS via the site squid (b2ct)",
+    }
+
+
+def vm_template(site: Site, workers_cluster_id: int | None = None) -> dict[str, Any]:
+    b = site.opennebula.belle2
+    key = b.ssh_key or (site.ssh_keys[0] if site.ssh_keys else None)
+    if not key:
+        raise B2ctError(
+            "no ssh key for the Belle II VMs",
+            where=site.source,
+            hint="set b2ct_belle2.ssh_key or b2ct_ssh_keys",
+        )
+    t: dict[str, Any] = {
+        "NAME": b.template_name,
+        "CPU": f"{b.cpu:g}",
+        "VCPU": str(b.vcpu),
+        "MEMORY": str(b.memory_mb),
+        "DISK": {"IMAGE": b.image_name, "IMAGE_UNAME": "oneadmin", "CACHE": "writeback", "DRIVER": "qcow2"},
+        "NIC": {"NETWORK": "private", "NETWORK_UNAME": "oneadmin"},
+        "GRAPHICS": {"TYPE": "VNC", "LISTEN": "0.0.0.0"},
+        "OS": {"ARCH": "x86_64"},
+        "CONTEXT": {
+            "NETWORK": "YES",
+            "SSH_PUBLIC_KEY": key,
+            "START_SCRIPT_BASE64": base64.b64encode(start_script(site).encode()).decode(),
+        },
+    }
+    if workers_cluster_id is not None:
+        t["SCHED_REQUIREMENTS"] = f'CLUSTER_ID = "{workers_cluster_id}"'
+    return t
+
+
+def _find(pool: Any, attr: str, name: str) -> Any:
+    return next((o for o in getattr(pool, attr) if name == o.NAME), None)
+
+
+def register(one: Any, endpoint: str, site: Site) -> list[str]:
+    """Create or update the image and the template (compare-then-update); return what changed."""
+    changes: list[str] = []
+    with api_errors(endpoint, "looking up the image datastore and workers cluster"):
+        datastores = one.datastorepool.info()
+        clusters = one.clusterpool.info()
+    ds = _find(datastores, "DATASTORE", "images")
+    if ds is None:
+        raise B2ctError(
+            f"image datastore 'images' (volume {IMAGE_VOLUME}) does not exist",
+            where=endpoint,
+            hint="run b2ct cloud apply first",
+        )
+    workers = _find(clusters, "CLUSTER", WORKERS)
+    img = image_template(site)
+    with api_errors(endpoint, f"registering image {img['NAME']}"):
+        image = _find(one.imagepool.info(-2, -1, -1), "IMAGE", img["NAME"])
+        if image is None:
+            one.image.allocate(render(img), ds.ID, False)
+            changes.append(f"image {img['NAME']}: create")
+        else:
+            want = {k: v for k, v in img.items() if k not in ("NAME", "PATH", "TYPE")}
+            diff = {k: v for k, v in want.items() if str(template_dict(image).get(k, "")) != v}
+            if diff:
+                one.image.update(image.ID, render(diff), 1)
+                changes.append(f"image {img['NAME']}: update {', '.join(sorted(diff))}")
+    tpl = vm_template(site, workers.ID if workers is not None else None)
+    with api_errors(endpoint, f"registering template {tpl['NAME']}"):
+        existing = _find(one.templatepool.info(-2, -1, -1), "VMTEMPLATE", tpl["NAME"])
+        if existing is None:
+            one.template.allocate(render(tpl))
+            changes.append(f"template {tpl['NAME']}: create")
+        else:
+            want = {k: v for k, v in tpl.items() if k != "NAME"}
+            have = template_dict(existing)
+            diff = {
+                k: v
+                for k, v in want.items()
+                if (dict(have.get(k) or {}) if isinstance(v, dict) else str(have.get(k, ""))) != v
+            }
+            if diff:
+                one.template.update(existing.ID, render(want), 0)
+                changes.append(f"template {tpl['NAME']}: update {', '.join(sorted(diff))}")
+    return changes
+
+
+def smoke(
+    one: Any,
+    endpoint: str,
+    template_name: str,
+    *,
+    timeout: float = 300.0,
+    poll: float = 0.2,
+    keep: bool = False,
+) -> tuple[int, float, str]:
+    """Instantiate the template once; return (vm id, seconds until RUNNING, host); terminate unless keep."""
+    with api_errors(endpoint, f"finding template {template_name}"):
+        tpl = _find(one.templatepool.info(-2, -1, -1), "VMTEMPLATE", template_name)
+    if tpl is None:
+        raise B2ctError(
+            f"template {template_name} is not registered", where=endpoint, hint="run b2ct vm register"
+        )
+    start = time.monotonic()
+    with api_errors(endpoint, f"instantiating {template_name}"):
+        vmid = one.template.instantiate(tpl.ID, f"b2ct-smoke-{int(time.time())}", False, "", False)
+    try:
+        while True:
+            with api_errors(endpoint, f"reading VM {vmid}"):
+                vm = one.vm.info(vmid)
+            if vm.STATE == 3 and vm.LCM_STATE == LCM_RUNNING:
+                hist = vm.HISTORY_RECORDS.HISTORY
+                return vmid, time.monotonic() - start, hist[-1].HOSTNAME if hist else "?"
+            if vm.STATE in (6, 7) or vm.LCM_STATE in LCM_FAILURES:
+                raise B2ctError(
+                    f"VM {vmid} failed: state {VM_STATES.get(vm.STATE, vm.STATE)}, lcm state {vm.LCM_STATE}",
+                    where=endpoint,
+                    hint=f"onevm show {vmid}",
+                )
+            if time.monotonic() - start > timeout:
+                raise B2ctError(
+                    f"VM {vmid} not RUNNING after {timeout:.0f}s (state {VM_STATES.get(vm.STATE, vm.STATE)})",
+                    where=endpoint,
+                )
+            time.sleep(poll)
+    finally:
+        if not keep:
+            with api_errors(endpoint, f"terminating smoke VM {vmid}"):
+                one.vm.action("terminate-hard", vmid)

@@ -1,0 +1,136 @@
+"""CLI: `b2ct cloud apply`, `b2ct vm register|smoke`, `b2ct upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from b2ct.errors import B2ctError
+from b2ct.ui import console, info, step
+
+InventoryOpt = Annotated[
+    Path | None, typer.Option("-i", "--inventory", help="Inventory dir (default: the lab's).")
+]
+AuthOpt = Annotated[
+    Path | None, typer.Option("--auth", help="user:password file (default $ONE_AUTH, ~/.one/one_auth).")
+]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint", help="XML-RPC endpoint (default from the inventory).")
+]
+
+
+def _inventory(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    from b2ct.deploy.commands import default_inventory
+
+    return default_inventory()
+
+
+def _context(inventory: Path | None, auth: Path | None, endpoint: str | None) -> tuple[Any, Any, str, Path]:
+    # Check all input before any connection: one clear error, nothing changed.
+    from b2ct.inventory import load
+    from b2ct.opennebula import client
+
+    inv = _inventory(inventory)
+    site = load(inv)
+    ep = endpoint or client.endpoint_for(site)
+    session = client.read_session(auth)
+    return site, client.connect(ep, session), ep, inv
+
+
+def _parse_extravars(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise B2ctError(f"--extra-vars {item!r}: expected key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    cloud = typer.Typer(
+        help="OpenNebula cloud objects (clusters, datastores, vnets, hosts).", no_args_is_help=True
+    )
+    vm = typer.Typer(help="Belle II VM image and template.", no_args_is_help=True)
+    app.add_typer(cloud, name="cloud")
+    app.add_typer(vm, name="vm")
+
+    @cloud.command("apply")
+    def cloud_apply(
+        inventory: InventoryOpt = None,
+        auth: AuthOpt = None,
+        endpoint: EndpointOpt = None,
+        check: Annotated[bool, typer.Option("--check", help="Only say what would change.")] = False,
+    ) -> None:
+        """Create or update clusters, datastores, virtual networks and hosts (compare-then-update)."""
+        from b2ct.inventory import load
+        from b2ct.opennebula import plan
+        from b2ct.opennebula.reconcile import apply_site
+
+        site = load(_inventory(inventory))
+        plan.build(site)  # bad input: one error line and nothing else, before any progress output
+        with step("cloud objects" + (" (check)" if check else "")):
+            ep, changes = apply_site(site, auth=auth, endpoint=endpoint, check=check)
+            for c in changes:
+                info(("would " if check else "") + str(c))
+            info(f"at {ep}")
+        print(f"{len(changes)} change(s)" + (" needed" if check else ""))
+
+    @vm.command("register")
+    def vm_register(
+        inventory: InventoryOpt = None, auth: AuthOpt = None, endpoint: EndpointOpt = None
+    ) -> None:
+        """Register the Belle II image and VM template from the inventory."""
+        from b2ct.opennebula import belle2
+
+        site, one, ep, _ = _context(inventory, auth, endpoint)
+        belle2.vm_template(site)  # validates key and squid before any call
+        with step(f"Belle II image and template at {ep}"):
+            changes = belle2.register(one, ep, site)
+        print("\n".join(changes) if changes else "no change")
+
+    @vm.command("smoke")
+    def vm_smoke(
+        inventory: InventoryOpt = None,
+        auth: AuthOpt = None,
+        endpoint: EndpointOpt = None,
+        timeout: Annotated[float, typer.Option(help="Seconds to wait for RUNNING.")] = 300.0,
+        keep: Annotated[bool, typer.Option("--keep", help="Leave the VM running.")] = False,
+    ) -> None:
+        """Instantiate one VM from the template and report how long until it is RUNNING."""
+        from b2ct.opennebula import belle2
+
+        site, one, ep, _ = _context(inventory, auth, endpoint)
+        name = site.opennebula.belle2.template_name
+        with step(f"instantiate {name}"):
+            vmid, seconds, host = belle2.smoke(one, ep, name, timeout=timeout, keep=keep)
+        verdict = "ok (< 1 min, as the original recipe)" if seconds < 60 else "SLOW (> 1 min)"
+        print(f"VM {vmid} RUNNING on {host} after {seconds:.1f}s: {verdict}")
+
+    @app.command("upgrade")
+    def upgrade(
+        inventory: InventoryOpt = None,
+        auth: AuthOpt = None,
+        endpoint: EndpointOpt = None,
+        serial: Annotated[int, typer.Option("--serial", help="Hosts per batch.")] = 1,
+        events: Annotated[Path | None, typer.Option("--events", help="Append JSON events here.")] = None,
+        extra_vars: Annotated[
+            list[str] | None, typer.Option("--extra-vars", "-e", help="key=value for the playbook.")
+        ] = None,
+    ) -> None:
+        """Rolling upgrade: drain, upgrade, reboot if needed, check, re-enable — one batch at a time."""
+        from b2ct.opennebula import upgrade as up
+
+        if serial < 1:
+            raise B2ctError(f"--serial must be at least 1, got {serial}")
+        ev = _parse_extravars(extra_vars or [])
+        site, one, ep, inv = _context(inventory, auth, endpoint)
+        with step(f"rolling upgrade of {len(site.hosts)} host(s), {serial} at a time"):
+            result = up.run(site, inv, one, ep, serial=serial, events_path=events, extravars=ev)
+        console.print(f"upgraded: {', '.join(result.upgraded)}")

@@ -1,0 +1,85 @@
+"""Take a host out of service and back: disable, wait until it runs no VM (or live-migrate), enable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from b2ct.errors import B2ctError
+from b2ct.opennebula.client import api_errors
+
+ENABLED, DISABLED = 0, 1
+HOST_MONITORED, HOST_DISABLED = 2, 4
+VM_ACTIVE, LCM_RUNNING = 3, 3
+
+
+def host_id(one: Any, endpoint: str, name: str) -> int:
+    with api_errors(endpoint, f"looking up host {name}"):
+        pool = one.hostpool.info()
+    for h in pool.HOST:
+        if name == h.NAME:
+            return int(h.ID)
+    raise B2ctError(
+        f"host {name} is not registered in OpenNebula", where=endpoint, hint="run b2ct cloud apply first"
+    )
+
+
+def disable(one: Any, endpoint: str, name: str) -> int:
+    hid = host_id(one, endpoint, name)
+    with api_errors(endpoint, f"disabling host {name}"):
+        one.host.status(hid, DISABLED)
+    return hid
+
+
+def enable(one: Any, endpoint: str, name: str) -> None:
+    hid = host_id(one, endpoint, name)
+    with api_errors(endpoint, f"enabling host {name}"):
+        one.host.status(hid, ENABLED)
+
+
+def _vms(one: Any, endpoint: str, hid: int, name: str) -> list[int]:
+    with api_errors(endpoint, f"reading host {name}"):
+        return [int(i) for i in one.host.info(hid).VMS.ID]
+
+
+def drain(
+    one: Any,
+    endpoint: str,
+    name: str,
+    *,
+    live_migrate: bool,
+    timeout: float = 3600.0,
+    poll: float = 0.2,
+    say: Callable[[str], None] = lambda _m: None,
+) -> None:
+    """Disable ``name`` and wait until no VM runs there; with ``live_migrate`` move them to another enabled
+    host of the same cluster first (service hosts share their system datastore over GlusterFS)."""
+    hid = disable(one, endpoint, name)
+    vms = _vms(one, endpoint, hid, name)
+    if vms and live_migrate:
+        with api_errors(endpoint, f"choosing a live-migration target for {name}"):
+            me = one.host.info(hid)
+            targets = [
+                h
+                for h in one.hostpool.info().HOST
+                if h.CLUSTER_ID == me.CLUSTER_ID and hid != h.ID and h.STATE == HOST_MONITORED
+            ]
+        if not targets:
+            say(f"{name}: no other enabled host in cluster {me.CLUSTER}: waiting for its VMs to end")
+        else:
+            for i, vm in enumerate(vms):
+                target = targets[i % len(targets)]
+                say(f"{name}: live-migrating VM {vm} to {target.NAME}")
+                with api_errors(endpoint, f"live-migrating VM {vm} from {name} to {target.NAME}"):
+                    one.vm.migrate(vm, target.ID, True, True, -1, 0)
+    deadline = time.monotonic() + timeout
+    while vms:
+        if time.monotonic() > deadline:
+            raise B2ctError(
+                f"host {name} still runs VM(s) {', '.join(map(str, vms))} after {timeout:.0f}s",
+                where=endpoint,
+                hint="the host stays disabled; retry later or migrate them by hand",
+            )
+        time.sleep(poll)
+        vms = _vms(one, endpoint, hid, name)

@@ -1,0 +1,89 @@
+#!/usr/bin/python
+# ruff: noqa: E402 - Ansible modules put their imports after the documentation strings
+"""Ansible module: refuse bad GlusterFS volumes and unsafe brick paths before anything is changed."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: b2ct_gluster_preflight
+short_description: Check GlusterFS volumes and brick paths before anything is changed
+description:
+  - Fails on volumes gluster would reject halfway (replica not dividing the brick count, a brick listed
+    twice or in two volumes, two replicas on one host, a volume name defined twice).
+  - Fails when a brick of this host would sit on the root filesystem (unless O(force)), or is a mount
+    point itself (an unmounted brick filesystem would make gluster fill the root filesystem).
+  - Changes nothing; runs in check mode too.
+options:
+  volumes:
+    description: All volumes, inventory form (name, replica, bricks as host:/path).
+    type: list
+    elements: dict
+    default: []
+  paths:
+    description: Brick directories on this host.
+    type: list
+    elements: str
+    default: []
+  planned_mounts:
+    description: Brick filesystems the role will mount (not mounted yet on a fresh host).
+    type: list
+    elements: str
+    default: []
+  force:
+    description: Allow bricks on the root filesystem (test setups only).
+    type: bool
+    default: false
+author: b2ct
+"""
+
+EXAMPLES = r"""
+- name: Check volumes and brick paths
+  b2ct_gluster_preflight:
+    volumes: "{{ glusterfs_volumes }}"
+    paths: [/bricks/one-system/brick]
+    planned_mounts: [/bricks]
+"""
+
+RETURN = r"""
+filesystems:
+  description: Brick path → mount point that will hold it.
+  type: dict
+  returned: always
+"""
+
+from ansible.module_utils.b2ct_gluster import GlusterError, brick_problem, check_volumes, mount_point_of
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "volumes": {"type": "list", "elements": "dict", "default": []},
+            "paths": {"type": "list", "elements": "str", "default": []},
+            "planned_mounts": {"type": "list", "elements": "str", "default": []},
+            "force": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        check_volumes(module.params["volumes"])
+    except GlusterError as exc:
+        module.fail_json(msg=str(exc))
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        # /proc/mounts escapes spaces as \040; brick paths with spaces are not supported anyway.
+        mounts = [line.split()[1] for line in fh if len(line.split()) > 1]
+    planned = module.params["planned_mounts"]
+    problems = []
+    where = {}
+    for path in module.params["paths"]:
+        problem = brick_problem(path, mounts, planned, module.params["force"])
+        if problem:
+            problems.append(problem)
+        where[path] = mount_point_of(path, [*mounts, *planned])
+    if problems:
+        module.fail_json(msg="; ".join(problems), filesystems=where)
+    module.exit_json(changed=False, filesystems=where)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The preflight module run by real Ansible here: bad volumes and root-filesystem bricks refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "glusterfs"
+
+
+def preflight(args: dict) -> dict:
+    env = {
+        **os.environ,
+        "ANSIBLE_LIBRARY": str(ROLE / "library"),
+        "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    proc = subprocess.run(
+        ["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", "b2ct_gluster_preflight",
+         "-e", f"ansible_python_interpreter={sys.executable}", "-a", json.dumps(args)],
+        capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert (proc.returncode != 0) == bool(result.get("failed")), proc.stderr
+    return result
+
+
+def _other_mount() -> str:
+    """A mount point of this machine other than /, to stand for a brick filesystem."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mp = line.split()[1]
+        if mp.startswith(("/dev/shm", "/run", "/tmp")) and os.path.isdir(mp):
+            return mp
+    pytest.skip("no mount point besides / to put a brick on")
+
+
+VOLS = [{"name": "v", "replica": 2, "bricks": ["a:/bricks/v/b", "b:/bricks/v/b"]}]
+
+
+def test_good_volumes_and_brick_on_its_own_filesystem_pass():
+    mp = _other_mount()
+    result = preflight({"volumes": VOLS, "paths": [f"{mp}/v/brick"]})
+    assert not result.get("failed") and result["changed"] is False
+    assert result["filesystems"] == {f"{mp}/v/brick": mp}
+
+
+def test_brick_on_root_filesystem_refused_unless_forced():
+    result = preflight({"volumes": VOLS, "paths": ["/srv/b2ct-test-brick/b"]})
+    assert result["failed"] and "on the root filesystem" in result["msg"]
+    assert not Path("/srv/b2ct-test-brick").exists()
+    assert not preflight({"paths": ["/srv/b2ct-test-brick/b"], "force": True}).get("failed")
+
+
+def test_planned_brick_filesystem_counts():
+    # A fresh host: /bricksplanned is not mounted yet, but the role will mount the brick disk there.
+    result = preflight({"paths": ["/bricksplanned/v/b"], "planned_mounts": ["/bricksplanned"]})
+    assert not result.get("failed"), result
+
+
+@pytest.mark.parametrize(
+    ("volumes", "message"),
+    [
+        ([{"name": "v", "replica": 3, "bricks": ["a:/x/b", "b:/x/b"]}], "replica 3 needs a multiple of 3"),
+        ([*VOLS, {"name": "v", "replica": 1, "bricks": ["c:/x/b"]}], "name clash"),
+    ],
+)
+def test_bad_volumes_refused(volumes, message):
+    result = preflight({"volumes": volumes})
+    assert result["failed"] and message in result["msg"], result

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_oned import FakeOned
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOned]:
+    server = FakeOned()
+    server.url = server.start()  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()

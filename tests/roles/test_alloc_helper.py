@@ -1,0 +1,105 @@
+"""roles/ephemeral_storage/files/b2ct-alloc on real filesystems: loop devices on this machine.
+
+XFS and ext4 have fallocate (no holes: du == size); ext2 has none, like GlusterFS FUSE mounts, so the
+helper must fall back to a sparse file there. Loop devices and mounts are removed by id afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HELPER = Path(__file__).resolve().parents[2] / "roles/ephemeral_storage/files/b2ct-alloc"
+MiB = 1024 * 1024
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(*argv: str | Path) -> str:
+    return subprocess.run([str(a) for a in argv], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def _mounted(tmp: Path, fs: str, size_mb: int = 800) -> Iterator[Path]:
+    img = tmp / f"{fs}.img"
+    with open(img, "wb") as fh:
+        fh.truncate(size_mb * MiB)
+    mkfs = {
+        "xfs": ["mkfs.xfs", "-q", "-f"],
+        "ext4": ["mkfs.ext4", "-q", "-F"],
+        "ext2": ["mkfs.ext2", "-q", "-F"],
+    }
+    _sh(*mkfs[fs], img)
+    mnt = tmp / f"mnt-{fs}"
+    mnt.mkdir()
+    dev = _sh("losetup", "--find", "--show", img)
+    try:
+        _sh("mount", dev, mnt)
+        try:
+            yield mnt
+        finally:
+            _sh("umount", mnt)
+    finally:
+        _sh("losetup", "-d", dev)
+
+
+@pytest.fixture
+def fs_root(tmp_path: Path) -> Path:
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("needs root and losetup (loop devices)")
+    return tmp_path
+
+
+def _alloc(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HELPER), *map(str, args)], capture_output=True, text=True)
+
+
+def _blocks(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+@pytest.mark.parametrize("fs", ["xfs", "ext4"])
+def test_fallocate_leaves_no_holes(fs_root: Path, fs: str) -> None:
+    with _mounted(fs_root, fs) as mnt:
+        r = _alloc("100M", mnt / "disk.img")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "fallocate"
+        assert (mnt / "disk.img").stat().st_size == 100 * MiB
+        assert _blocks(mnt / "disk.img") >= 100 * MiB
+        # formatted images keep their blocks too (mkfs must not discard/punch holes in the file)
+        r = _alloc("320M" if fs == "xfs" else "64M", mnt / "fs.img", "--fs", fs)
+        assert r.returncode == 0, r.stderr
+        size = (mnt / "fs.img").stat().st_size
+        assert _blocks(mnt / "fs.img") >= size
+        assert _sh("blkid", "-p", "-o", "value", "-s", "TYPE", mnt / "fs.img") == fs
+
+
+def test_sparse_where_fallocate_is_missing(fs_root: Path) -> None:
+    with _mounted(fs_root, "ext2") as mnt:
+        r = _alloc("100M", mnt / "disk.img", "--fs", "ext4")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "sparse"
+        assert (mnt / "disk.img").stat().st_size == 100 * MiB
+        assert _blocks(mnt / "disk.img") < 50 * MiB
+        assert _sh("blkid", "-p", "-o", "value", "-s", "TYPE", mnt / "disk.img") == "ext4"
+
+
+def test_refusals(fs_root: Path) -> None:
+    with _mounted(fs_root, "ext4", size_mb=64) as mnt:
+        r = _alloc("200M", mnt / "big.img")
+        assert r.returncode == 1 and "only" in r.stderr and "free" in r.stderr
+        assert not (mnt / "big.img").exists()
+        (mnt / "taken.img").write_text("x")
+        r = _alloc("1M", mnt / "taken.img")
+        assert r.returncode == 1 and "already exists" in r.stderr
+        assert (mnt / "taken.img").read_text() == "x"
+        for bad in (["lots", mnt / "a.img"], ["1M", mnt / "a.img", "--fs", "btrfs"], ["1M"]):
+            r = _alloc(*bad)
+            assert r.returncode == 2, (bad, r.stderr)
+        assert not (mnt / "a.img").exists()
