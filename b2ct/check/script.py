@@ -54,6 +54,19 @@ bridge() { # name; -d: netlink's linkinfo says "bridge" even where /sys shows an
   [ -d "/sys/class/net/$1/bridge" ] && echo "isbridge=yes" || echo "isbridge=no"
   ip -j -d addr show dev "$1"
 }
+gl() { # seconds args…: the gluster CLI, again while a peer's command holds glusterd's cluster-wide lock
+  i=0
+  while :; do
+    out=$(timeout "$@" 2>&1); rc=$?
+    case "$out" in
+      *"Another transaction is in progress"* | *"Locking failed on"*) ;;
+      *) printf '%s\n' "$out"; return $rc ;;
+    esac
+    i=$((i + 1))
+    if [ $i -ge 8 ]; then printf '%s\n' "$out"; return $rc; fi
+    sleep "$i"
+  done
+}
 squid_probe() { # proxy-port: does squid answer, and does it serve a repeated request from cache?
   d=$(mktemp -d /tmp/b2ct-origin.XXXXXX)
   echo "b2ct check $$ $(date +%s%N)" > "$d/probe.txt"
@@ -96,10 +109,10 @@ def build(expect: HostExpect, with_gluster_cli: bool = True, read_one_auth: bool
     for i, b in enumerate(expect.bridges):
         calls.append(f"sec bridge.{i} bridge {q(b.bridge)}")
     if expect.gluster and with_gluster_cli:
-        calls.append("sec gluster.peers timeout 20 gluster peer status --xml")
+        calls.append("sec gluster.peers gl 20 gluster peer status --xml")
         for i, g in enumerate(expect.gluster):
-            calls.append(f"sec gluster.status.{i} timeout 20 gluster volume status {q(g.volume)} --xml")
-            calls.append(f"sec gluster.heal.{i} timeout 30 gluster volume heal {q(g.volume)} info --xml")
+            calls.append(f"sec gluster.status.{i} gl 20 gluster volume status {q(g.volume)} --xml")
+            calls.append(f"sec gluster.heal.{i} gl 30 gluster volume heal {q(g.volume)} info --xml")
     if expect.squid_port:
         calls.append(f"sec squid squid_probe {int(expect.squid_port)}")
     if read_one_auth:
