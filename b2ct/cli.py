@@ -8,8 +8,7 @@ import sys
 import typer
 
 from b2ct import __version__
-from b2ct.errors import B2ctError
-from b2ct.ui import console
+from b2ct.entry import run
 
 app = typer.Typer(
     name="b2ct",
@@ -47,38 +46,11 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:
-        # only a product module not written yet is skipped; a missing dependency inside one is an error
-        if exc.name is None or not _name.startswith(exc.name):
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(_name).register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        result = app(args=argv, standalone_mode=False)
-    except B2ctError as exc:
-        console.print(f"b2ct: error: {exc.oneline()}", markup=False, soft_wrap=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        console.print("b2ct: interrupted", markup=False)
-        return 130
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        console.print("b2ct: aborted", markup=False)
-        return 1
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return result if isinstance(result, int) else 0
+    return run(app, argv)
 
 
 if __name__ == "__main__":
