@@ -67,7 +67,7 @@ gl() { # seconds args…: the gluster CLI, again while a peer's command holds gl
     sleep "$i"
   done
 }
-squid_probe() { # proxy-port: does squid answer, and does it serve a repeated request from cache?
+squid_probe() { # address port: does squid answer there, and does it serve a repeated request from cache?
   d=$(mktemp -d /tmp/b2ct-origin.XXXXXX)
   echo "b2ct check $$ $(date +%s%N)" > "$d/probe.txt"
   touch -d '2020-01-01' "$d/probe.txt"  # an old Last-Modified makes the object heuristically fresh
@@ -80,7 +80,7 @@ squid_probe() { # proxy-port: does squid answer, and does it serve a repeated re
   done
   for n in 1 2; do
     echo "request=$n"
-    curl -sS -m 10 -o /dev/null -D - -x "http://127.0.0.1:$1" "http://127.0.0.1:$port/probe.txt"
+    curl -sS -m 10 -o /dev/null -D - -x "http://$1:$2" "http://127.0.0.1:$port/probe.txt"
   done
   kill $pid 2>/dev/null; rm -rf "$d"; true
 }
@@ -114,7 +114,7 @@ def build(expect: HostExpect, with_gluster_cli: bool = True, read_one_auth: bool
             calls.append(f"sec gluster.status.{i} gl 20 gluster volume status {q(g.volume)} --xml")
             calls.append(f"sec gluster.heal.{i} gl 30 gluster volume heal {q(g.volume)} info --xml")
     if expect.squid_port:
-        calls.append(f"sec squid squid_probe {int(expect.squid_port)}")
+        calls.append(f"sec squid squid_probe {q(expect.squid_address)} {int(expect.squid_port)}")
     if read_one_auth:
         calls.append("sec one_auth cat ~oneadmin/.one/one_auth")
     names = [c.split()[1] for c in calls]

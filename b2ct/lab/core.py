@@ -743,6 +743,8 @@ class Lab:
             # skipped.
             "opennebula_frontend_install_packages": False,
             "opennebula_node_install_packages": False,
+            # Containers cannot create cgroups for guests: libvirt must not try (smoke domains boot).
+            "kvm_host_libvirt_cgroup_controllers": [],
         }
         inv = self.inventory
         (inv / "group_vars").mkdir(parents=True, exist_ok=True)
