@@ -39,7 +39,7 @@ class HostExpect:
     gluster: tuple[GlusterExpect, ...]
     squid_port: int | None  # None: no squid expected on this host
     frontend: bool
-    squid_address: str = "127.0.0.1"  # where squid listens: the host's private address when static
+    squid_address: str = "127.0.0.1"  # the squid role also listens on loopback for the host's own probes
     hypervisors: tuple[str, ...] = field(default=())  # for the frontend: hosts OpenNebula should monitor
 
 
@@ -83,7 +83,6 @@ def expectations(site: Site, host: Host) -> HostExpect:
         mounts=tuple(mounts),
         gluster=tuple(gluster),
         squid_port=site.squid.port if host.klass == "service" else None,
-        squid_address=str(host.nics["private"].ip) if host.nics["private"].ip else "127.0.0.1",
         frontend=host.frontend,
         hypervisors=hypervisors,
     )

@@ -77,6 +77,7 @@ def test_listens_on_the_service_network_and_publishes_its_url(squid):
     assert lab.ssh("svc1", "cat /etc/b2ct/squid-proxy-url").stdout.strip() == proxy
     listening = lab.ssh("svc1", "ss -Hltn 'sport = :3128'").stdout.split()
     assert f"{lab.ip('svc1')}:3128" in listening
+    assert "127.0.0.1:3128" in listening  # for the host's own health probe only
     assert "0.0.0.0:3128" not in listening and "*:3128" not in listening
     conf = lab.ssh("svc1", "cat /etc/squid/squid.conf").stdout
     assert re.search(r"^collapsed_forwarding on$", conf, re.M)

@@ -55,7 +55,9 @@ def test_site_networks_only_sized_for_cvmfs(tmp_path):
     access = lines(conf, "http_access")
     assert access[-1] == "http_access deny all"
     assert "http_access allow site_networks" in access and "http_access deny CONNECT" in access
-    assert lines(conf, "http_port") == ["http_port 10.10.0.10:3128"]
+    # the service address for the site; loopback for the host's own health probe (b2ct check)
+    assert lines(conf, "http_port") == ["http_port 10.10.0.10:3128", "http_port 127.0.0.1:3128"]
+    assert access.index("http_access allow localhost to_localhost") < access.index("http_access deny all")
     assert lines(conf, "maximum_object_size") == ["maximum_object_size 1024 MB"]
     assert lines(conf, "cache_dir") == ["cache_dir ufs /var/spool/squid 20000 16 256"]
     assert lines(conf, "cache_mem") == ["cache_mem 1024 MB"]
@@ -71,6 +73,7 @@ def test_upstream_proxy_and_destination_restriction(tmp_path):
     )
     assert lines(conf, "cache_peer") == ["cache_peer proxy.example.org parent 3128 0 no-query default"]
     assert lines(conf, "never_direct") == ["never_direct allow all"]
+    assert lines(conf, "always_direct") == ["always_direct allow to_localhost"]  # the health probe
     access = lines(conf, "http_access")
     # Destinations are checked before the site networks are allowed.
     deny, allow = "http_access deny !allowed_destinations", "http_access allow site_networks"
