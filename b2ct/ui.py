@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from b2ct.errors import B2ctError
 
@@ -32,6 +33,19 @@ def step(title: str) -> Iterator[None]:
     finally:
         _depth -= 1
     console.print(f"{indent}  [green]✓[/green] [dim]{title} ({time.monotonic() - start:.1f}s)[/dim]")
+
+
+def byte_progress() -> Progress:
+    """A transient bar for copies measured in bytes (size, speed); silent when stderr is not a terminal."""
+    return Progress(
+        TextColumn("  {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
 
 
 def info(message: str) -> None:

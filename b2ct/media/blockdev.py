@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import Progress
 
 from b2ct.errors import B2ctError
-from b2ct.ui import console
+from b2ct.ui import byte_progress
 
 SYS_BLOCK = Path("/sys/class/block")
 CHUNK = 4 << 20
@@ -160,15 +160,7 @@ def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def _progress(description: str, total: int) -> tuple[Progress, int]:
-    p = Progress(
-        TextColumn("  {task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
+    p = byte_progress()
     return p, p.add_task(description, total=total)
 
 

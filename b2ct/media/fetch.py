@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_output
 from b2ct.media import tools
 from b2ct.media.layout import isobuild_dir
-from b2ct.ui import console
+from b2ct.ui import byte_progress
 
 
 @dataclass(frozen=True)
@@ -68,15 +67,7 @@ def fetch(rel: Release, dest_dir: Path, *, timeout: float = 30) -> Path:
     with resp, atomic_output(out) as tmp:
         total = int(resp.headers.get("Content-Length") or 0) or None
         with (
-            Progress(
-                TextColumn("  {task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                console=console,
-                transient=True,
-                disable=not console.is_terminal,
-            ) as progress,
+            byte_progress() as progress,
             tmp.open("wb") as f,
         ):
             task = progress.add_task(f"downloading {name}", total=total)
