@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Bench install media on a >= 1 GiB synthetic base ISO, side by side with plain copies.
 
-    python bench/media.py [--size-mib 1100] [--workdir DIR] [--rounds 2]
+    python bench/media.py [--size-mib 1100] [--workdir DIR] [--rounds 5] [--settle 1]
 
 build-iso vs `cp` of the base ISO (target ratio <= 1.2) and make-usb --image vs `dd` of the built ISO
 (target <= 1.5). Each timing includes a `sync`, so output still in the page cache is not free. Rounds
-alternate the commands and the best time of each is kept, so page-cache warmth is shared fairly.
+alternate the order within each pair, each output is removed before the next timing, and the best time
+of each command is kept, so cache warmth and the virtual disk's moods are shared fairly.
 Everything is created in a temporary directory and removed at the end. Not a CI test.
 """
 
@@ -47,7 +48,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=1100, help="padding added to the base ISO (MiB)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to put the temporary files")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds of quiet after each command")
     args = ap.parse_args()
     b2ct = [sys.executable, "-c", MEDIA_CLI]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -62,33 +64,51 @@ def main() -> int:
         )
         ks = work / "ks.cfg"
         ks.write_text("# bench\n")
-        built = work / "built.iso"
+        built = work / "built.iso"  # input of dd and make-usb, made once: every timing sees the same files
+        subprocess.run(
+            [*b2ct, "build-iso", "--base-iso", str(base), "-k", str(ks), "-o", str(built)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
         results: dict[str, list[float]] = {"cp": [], "build-iso": [], "dd": [], "make-usb": []}
+        size_g = size // 2**30 + 2
+        commands = {
+            "cp": lambda out: ["cp", str(base), str(out)],
+            "build-iso": lambda out: [
+                *b2ct,
+                "build-iso",
+                "--base-iso",
+                str(base),
+                "-k",
+                str(ks),
+                "-o",
+                str(out),
+            ],
+            "dd": lambda out: ["dd", f"if={built}", f"of={out}", "bs=4M"],
+            "make-usb": lambda out: [
+                *b2ct,
+                "make-usb",
+                "--iso",
+                str(built),
+                "--image",
+                str(out),
+                "--size",
+                f"{size_g}G",
+            ],
+        }
         for r in range(args.rounds):
-            for name in results:
-                out = work / f"out-{name}"
-                if name == "cp":
-                    cmd = ["cp", str(base), str(out)]
-                elif name == "build-iso":
-                    cmd = [*b2ct, "build-iso", "--base-iso", str(base), "-k", str(ks), "-o", str(built)]
-                elif name == "dd":
-                    cmd = ["dd", f"if={built}", f"of={out}", "bs=4M"]
-                else:
-                    size_g = size // 2**30 + 2
-                    cmd = [
-                        *b2ct,
-                        "make-usb",
-                        "--iso",
-                        str(built),
-                        "--image",
-                        str(out),
-                        "--size",
-                        f"{size_g}G",
-                    ]
-                results[name].append(timed(cmd, env))
-                if name != "build-iso":
-                    out.unlink(missing_ok=True)
-                print(f"  round {r + 1} {name:<9} {results[name][-1]:6.2f}s", flush=True)
+            # Each pair runs in alternating order, and every output is a new file, removed (its blocks freed
+            # and, on `discard` mounts, trimmed) before the next timing: on virtual disks, data left behind
+            # or freed inside someone's time slows the next writer by several times.
+            for pair in (("cp", "build-iso"), ("dd", "make-usb")):
+                for name in pair if r % 2 == 0 else pair[::-1]:
+                    out = work / f"out-{name}"
+                    results[name].append(timed(commands[name](out), env))
+                    out.unlink()
+                    subprocess.run(["sync"], check=True)
+                    time.sleep(args.settle)
+                    print(f"  round {r + 1} {name:<9} {results[name][-1]:6.2f}s", flush=True)
         best = {k: min(v) for k, v in results.items()}
         r1 = best["build-iso"] / best["cp"]
         r2 = best["make-usb"] / best["dd"]

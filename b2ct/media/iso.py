@@ -72,12 +72,23 @@ def read_info(path: Path) -> IsoInfo:
     return IsoInfo(path=path, volid=volid, fs_bytes=fs_bytes, file_bytes=size)
 
 
+def drive(path: os.PathLike | str) -> str:
+    """How xorriso must be given an image file: without ``stdio:`` it takes /dev/... (e.g. /dev/shm)
+    for an optical drive and refuses it."""
+    return f"stdio:{os.path.abspath(path)}"
+
+
+def _unquote(name: str) -> str:
+    """xorriso quotes names in single quotes and writes an embedded quote as '"'"'."""
+    return name.replace("'\"'\"'", "'")
+
+
 def list_files(path: Path) -> set[str]:
-    out = tools.run(["xorriso", "-indev", path, "-find", "/", "-type", "f"], what=str(path))
+    out = tools.run(["xorriso", "-indev", drive(path), "-find", "/", "-type", "f"], what=str(path))
     files = set()
     for line in out.decode(errors="replace").splitlines():
         if line.startswith("'/") and line.endswith("'"):
-            files.add(line[2:-1].replace("'\"'\"'", "'"))
+            files.add(_unquote(line[2:-1]))
     return files
 
 
@@ -91,7 +102,7 @@ def extract(iso: Path, paths: list[str], dest: Path) -> None:
             "-osirrox",
             "on",
             "-indev",
-            iso,
+            drive(iso),
             "-extract_l",
             "/",
             dest,
@@ -105,47 +116,31 @@ def extract(iso: Path, paths: list[str], dest: Path) -> None:
 _LBA = re.compile(r"^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'$")
 
 
-def extract_tree(path: Path, dest: Path) -> int:
-    """Copy every file of the ISO into ``dest``; return the bytes copied.
+def extents(path: Path) -> tuple[dict[str, list[tuple[int, int]]], set[str]]:
+    """Where each file's data lies in the ISO, as (byte offset, size) pieces, and every directory.
 
-    xorriso reports where each file's data lies; the kernel then copies those byte ranges (sendfile),
-    several times faster than ``xorriso -extract`` on large installer images.
+    Paths have no leading slash. Readers copy the byte ranges themselves (in the kernel), several
+    times faster than ``xorriso -extract`` on large installer images.
     """
-    out = tools.run(["xorriso", "-indev", path, "-find", "/", "-exec", "report_lba"], what=str(path))
-    extents: dict[str, list[tuple[int, int, int]]] = {}
+    out = tools.run(["xorriso", "-indev", drive(path), "-find", "/", "-exec", "report_lba"], what=str(path))
+    pieces: dict[str, list[tuple[int, int, int]]] = {}
     for line in out.decode(errors="replace").splitlines():
         if m := _LBA.match(line):
             xt, lba, _blocks, size, name = m.groups()
-            extents.setdefault(name.replace("'\"'\"'", "'"), []).append((int(xt), int(lba), int(size)))
-    dest.mkdir(parents=True, exist_ok=True)
-    total = 0
-    src = os.open(path, os.O_RDONLY)
-    try:
-        for name, parts in sorted(extents.items()):
-            rel = name.lstrip("/")
-            if not rel or ".." in Path(rel).parts:
-                continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                for _xt, lba, size in sorted(parts):
-                    offset, left = lba * SECTOR, size
-                    while left:
-                        n = os.sendfile(fd, src, offset, min(left, 1 << 30))
-                        if n == 0:
-                            raise B2ctError(f"/{rel} extends past the end of the ISO", where=str(path))
-                        offset, left, total = offset + n, left - n, total + n
-            finally:
-                os.close(fd)
-    finally:
-        os.close(src)
-    # Empty directories have no data extents; recreate them so the tree is complete.
-    dirs = tools.run(["xorriso", "-indev", path, "-find", "/", "-type", "d"], what=str(path))
-    for line in dirs.decode(errors="replace").splitlines():
-        if line.startswith("'/") and line.endswith("'") and ".." not in line:
-            (dest / line[2:-1]).mkdir(parents=True, exist_ok=True)
-    return total
+            rel = _unquote(name).lstrip("/")
+            if rel and ".." not in Path(rel).parts:
+                pieces.setdefault(rel, []).append((int(xt), int(lba) * SECTOR, int(size)))
+    files = {rel: [(off, size) for _xt, off, size in sorted(parts)] for rel, parts in pieces.items()}
+    for rel, parts in files.items():
+        end = max(off + size for off, size in parts)
+        if end > path.stat().st_size:
+            raise B2ctError(f"/{rel} extends past the end of the ISO", where=str(path))
+    listing = tools.run(["xorriso", "-indev", drive(path), "-find", "/", "-type", "d"], what=str(path))
+    dirs = set()
+    for line in listing.decode(errors="replace").splitlines():
+        if line.startswith("'/") and line.endswith("'") and ".." not in line and len(line) > 3:
+            dirs.add(_unquote(line[2:-1]))
+    return files, dirs
 
 
 def partitions(path: Path) -> list[Partition]:
@@ -233,6 +228,26 @@ def build_iso(
     tools.check_output(out)
     if out.resolve() == base:
         raise B2ctError("output would overwrite the base ISO", where=str(out), hint="choose another -o")
+    read_info(base)  # refuse what is not an ISO before copying it
+    with atomic_output(out) as tmp:
+        # Most builds grow a copy of the base: start copying now, so inspecting and rewriting overlap it.
+        copier = tools.BackgroundCopy(base, tmp)
+        try:
+            return _remaster(base, out, tmp, copier, kickstarts, label, timeout, default_install)
+        finally:
+            copier.cancel()
+
+
+def _remaster(
+    base: Path,
+    out: Path,
+    tmp: Path,
+    copier: tools.BackgroundCopy,
+    kickstarts: dict[str, str],
+    label: str | None,
+    timeout: int | None,
+    default_install: bool,
+) -> Inspected:
     with step(f"inspect {base.name}"):
         ins = inspect(base)
         info(f"layout {ins.layout.name} ({ins.layout.description}), volume id {ins.info.volid!r}")
@@ -250,9 +265,7 @@ def build_iso(
         default_install=default_install,
     )
     epoch = source_epoch()
-    with tempfile.TemporaryDirectory(
-        prefix="b2ct-iso-", dir=out.parent if out.parent.is_dir() else None
-    ) as t:
+    with tempfile.TemporaryDirectory(prefix="b2ct-iso-", dir=tmp.parent) as t:
         work = Path(t)
         maps: list[tuple[Path, str]] = []
         with step("rewrite boot configs"):
@@ -305,7 +318,7 @@ def build_iso(
         # The old configs stay behind as unreferenced bytes, so a base that already carries kickstarts
         # (which may hold password hashes) is rewritten whole instead.
         grow = not any(f == "ks.cfg" or f.startswith("ks/") for f in ins.files)
-        drive = ["-dev", "OUT"] if grow else ["-indev", base, "-outdev", "OUT"]
+        drives = ["-dev", "OUT"] if grow else ["-indev", drive(base), "-outdev", "OUT"]
         cmd: list[str | os.PathLike] = [
             "xorriso",
             "-report_about",
@@ -314,7 +327,7 @@ def build_iso(
             "FAILURE",
             "-stdio_sync",
             "off",
-            *drive,
+            *drives,
             "-boot_image",
             "any",
             "replay",
@@ -347,16 +360,14 @@ def build_iso(
                 "/",
                 "--",
             ]
-        with step(f"write {out.name}"), atomic_output(out) as tmp:
+        with step(f"write {out.name}"):
             start = time.monotonic()
             if grow:
-                try:
-                    tools.copy_with_progress(base, tmp, f"copying {base.name}")
-                except OSError as exc:
-                    raise B2ctError(f"cannot write: {exc.strerror}", where=str(out)) from None
+                copier.wait(f"copying {base.name}")
             else:
+                copier.cancel()
                 tmp.unlink()
-            cmd[cmd.index("OUT")] = tmp
+            cmd[cmd.index("OUT")] = drive(tmp)
             cmd.append("-commit")
             tools.run_xorriso_with_progress(cmd, what=str(out), env=env, description=f"writing {out.name}")
             info(f"{tmp.stat().st_size / 2**20:.0f} MiB in {time.monotonic() - start:.1f}s")

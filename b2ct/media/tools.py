@@ -6,13 +6,15 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from b2ct.errors import B2ctError
-from b2ct.ui import console
+from b2ct.fsutil import copy_range
+from b2ct.ui import byte_progress, console
 
 # Which Debian package provides each tool: the hint when it is missing.
 PACKAGES = {
@@ -115,37 +117,47 @@ def check_output(path: Path) -> None:
         raise B2ctError(f"cannot write in {parent}: {exc.strerror}", where=str(path)) from None
 
 
-def copy_with_progress(src: Path, dst: Path, description: str) -> None:
-    """Copy ``src`` to ``dst`` in the kernel (copy_file_range, else sendfile), with a progress bar."""
-    size = src.stat().st_size
-    with (
-        src.open("rb") as fi,
-        dst.open("wb") as fo,
-        Progress(
-            TextColumn("  {task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        ) as progress,
-    ):
-        task = progress.add_task(description, total=size)
-        done = 0
-        use_range = True
-        while done < size:
-            count = min(size - done, 64 << 20)
-            if use_range:
-                try:
-                    n = os.copy_file_range(fi.fileno(), fo.fileno(), count, done, done)
-                except OSError:
-                    use_range = False  # e.g. across filesystems on older kernels
-                    continue
-            else:
-                os.lseek(fo.fileno(), done, os.SEEK_SET)
-                n = os.sendfile(fo.fileno(), fi.fileno(), done, count)
-            if n == 0:
-                raise B2ctError("source ended early while copying", where=str(src))
-            done += n
-            progress.update(task, completed=done)
+class BackgroundCopy:
+    """Copy ``src`` to ``dst`` in the kernel on a thread, so the caller's other work overlaps it.
+
+    ``wait`` shows what is left as a progress bar and turns failures into one-line errors; ``cancel``
+    stops between chunks. Either must be called: the thread holds both files open.
+    """
+
+    def __init__(self, src: Path, dst: Path) -> None:
+        self.src, self.dst = src, dst
+        self.size = src.stat().st_size
+        self.done = 0
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="b2ct-copy", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        def tick(n: int) -> None:
+            self.done += n
+            if self._stop.is_set():
+                raise InterruptedError("cancelled")
+
+        try:
+            with self.src.open("rb") as fi, self.dst.open("wb") as fo:
+                copy_range(fi.fileno(), 0, fo.fileno(), 0, self.size, tick)
+        except BaseException as exc:  # handed to the waiting thread
+            self._error = exc
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def wait(self, description: str) -> None:
+        with byte_progress() as progress:
+            task = progress.add_task(description, total=self.size)
+            while self._thread.is_alive():
+                self._thread.join(0.1)
+                progress.update(task, completed=self.done)
+        if isinstance(self._error, EOFError):
+            raise B2ctError("source ended early while copying", where=str(self.src))
+        if isinstance(self._error, OSError):
+            raise B2ctError(f"cannot write: {self._error.strerror}", where=str(self.dst))
+        if self._error is not None:
+            raise self._error

@@ -1,7 +1,7 @@
 """Write a bootable USB key (MBR, one FAT32 partition, syslinux + EFI/BOOT) that finds its kickstart by label.
 
-Everything is built in an image file without root (sfdisk, mkfs.fat --offset, mtools, syslinux --offset);
-a real device then receives the image's data regions and is read back.
+Everything is built in an image file without root (sfdisk, mkfs.fat --offset, b2ct.media.fatwrite, syslinux
+--offset); a real device then receives the image's data regions and is read back.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,10 @@ import jinja2
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_output
-from b2ct.media import blockdev, bootcfg, esp, iso, tools
+from b2ct.media import blockdev, bootcfg, esp, fatwrite, iso, tools
 from b2ct.media.labels import validate_fat_label
 from b2ct.media.layout import isobuild_dir
-from b2ct.ui import info, step
+from b2ct.ui import byte_progress, info, step
 
 PART_START = 2048  # sectors: 1 MiB alignment, as fdisk does
 SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
@@ -51,42 +52,60 @@ def parse_size(text: str) -> int:
     return value
 
 
-def _tree_bytes(root: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            total += ((os.lstat(os.path.join(dirpath, f)).st_size + 4095) // 4096) * 4096
-    return total
-
-
 def _serial(label: str, epoch: int | None) -> str:
     # Reproducible volume serial when SOURCE_DATE_EPOCH is set; otherwise unique per key.
     seed = f"{label}:{epoch}".encode() if epoch is not None else os.urandom(8)
     return f"{zlib.crc32(seed):08X}"
 
 
+@dataclass(frozen=True)
+class KeyFiles:
+    """What goes on the key: ISO files by reference, plus the small files b2ct writes (in ``local``)."""
+
+    inspected: iso.Inspected
+    files: dict[str, fatwrite.Content]
+    dirs: set[str]
+    local: Path
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(seg.size for content in self.files.values() for seg in content)
+
+
 def prepare_tree(
-    src_iso: Path, tree: Path, label: str, kickstarts: dict[str, str], timeout: int | None, epoch: int | None
-) -> iso.Inspected:
-    """Extract the ISO and point every boot config, and a new syslinux.cfg, at the key's label."""
+    src_iso: Path, local: Path, label: str, kickstarts: dict[str, str], timeout: int | None, epoch: int | None
+) -> KeyFiles:
+    """Point every boot config, and a new syslinux.cfg, at the key's label.
+
+    Only the files that change are extracted (into ``local``); the rest stay in the ISO, to be copied
+    once, straight onto the key.
+    """
     ins = iso.inspect(src_iso)
     lay = ins.layout
     info(f"layout {lay.name} ({lay.description})")
-    iso.extract_tree(src_iso, tree)
+    extents, dirs = iso.extents(src_iso)
+    files: dict[str, fatwrite.Content] = {
+        rel: tuple(fatwrite.Segment(src_iso, off, size) for off, size in parts)
+        for rel, parts in extents.items()
+    }
+    changed = [c.path for c in lay.configs if c.path in extents] + [p for p in lay.esp_images if p in extents]
+    iso.extract(src_iso, changed, local)
     for rel, text in kickstarts.items():
-        dst = tree / rel
+        dst = local / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_text(text, encoding="utf-8")
-    if not (tree / "ks.cfg").is_file():
+    if not (local / "ks.cfg").is_file() and "ks.cfg" not in extents:
         raise B2ctError(
             "no kickstart: the ISO has no /ks.cfg and none was given",
             where=str(src_iso),
             hint="pass --kickstart FILE or --inventory PATH, or use an ISO made by b2ct build-iso",
         )
+    if "ks.cfg" not in kickstarts:
+        iso.extract(src_iso, ["ks.cfg"], local)  # read back against the key later
     spec = bootcfg.BootSpec(label=label, ks_arg=lay.ks_arg, stage2_arg=lay.stage2_arg, timeout=timeout)
     bios_entries: list[bootcfg.Entry] = []
     for cfg in lay.configs:
-        p = tree / cfg.path
+        p = local / cfg.path
         if not p.is_file():
             continue
         new = bootcfg.rewrite(
@@ -100,8 +119,8 @@ def prepare_tree(
             bios_entries = bootcfg.entries(new, cfg.syntax, "/" + str(Path(cfg.path).parent))
     with tempfile.TemporaryDirectory() as t:
         for img in lay.esp_images:
-            if (tree / img).is_file():
-                esp.rewrite_fat_configs(tree / img, 0, lay.uefi, spec, Path(t), epoch, where=f"key:/{img}")
+            if (local / img).is_file():
+                esp.rewrite_fat_configs(local / img, 0, lay.uefi, spec, Path(t), epoch, where=f"key:/{img}")
     if not bios_entries:
         raise B2ctError(
             "no BIOS boot entry with a kernel and initrd", where=f"{src_iso.name}:/{lay.bios.path}"
@@ -112,7 +131,7 @@ def prepare_tree(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     ).get_template("syslinux.cfg.j2")
-    sysl = tree / "syslinux"
+    sysl = local / "syslinux"
     sysl.mkdir(exist_ok=True)
     (sysl / "syslinux.cfg").write_text(
         template.render(
@@ -126,22 +145,16 @@ def prepare_tree(
     # Menu modules must match the ldlinux.c32 that `syslinux --install` writes, so take the host's.
     for mod in ("menu.c32", "libutil.c32", "libcom32.c32"):
         shutil.copy(SYSLINUX_MODULES / mod, sysl / mod)
-    if epoch is not None:
-        for dirpath, dirs, files in os.walk(tree):
-            for n in dirs + files:
-                os.utime(os.path.join(dirpath, n), (epoch, epoch), follow_symlinks=False)
-    return ins
+    for dirpath, dirnames, names in os.walk(local):
+        for n in names:
+            f = Path(dirpath) / n
+            files[str(f.relative_to(local))] = (fatwrite.Segment(f, 0, f.stat().st_size),)
+        dirs.update(str((Path(dirpath) / n).relative_to(local)) for n in dirnames)
+    return KeyFiles(ins, files, dirs, local)
 
 
-def build_image(tree: Path, image: Path, size: int, label: str, epoch: int | None) -> None:
+def build_image(key: KeyFiles, image: Path, size: int, label: str, epoch: int | None) -> None:
     offset = PART_START * 512
-    need_bytes = _tree_bytes(tree) + (size // 64) + (8 << 20)  # FATs, directories, slack
-    if need_bytes > size:
-        raise B2ctError(
-            f"the installer files need {need_bytes / 2**20:.0f} MiB, the key has {size / 2**20:.0f} MiB",
-            where="--size",
-            hint=f"use --size {(need_bytes >> 30) + 1}G or a bigger key",
-        )
     with image.open("r+b" if image.exists() else "wb") as f:
         f.truncate(0)
         f.truncate(size)
@@ -151,7 +164,7 @@ def build_image(tree: Path, image: Path, size: int, label: str, epoch: int | Non
         ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", image], what="sfdisk", input=table.encode()
     )
     sectors = size // 512 - PART_START
-    # Large clusters (up to 32 KiB) make mcopy several times faster; FAT32 still needs >= 65525 of them.
+    # Large clusters (up to 32 KiB) keep the FAT small; FAT32 still needs >= 65525 of them.
     spc = 64
     while spc > 1 and sectors // spc < 70000:
         spc //= 2
@@ -172,9 +185,17 @@ def build_image(tree: Path, image: Path, size: int, label: str, epoch: int | Non
     if epoch is not None:
         mkfs.append("--invariant")
     tools.run([*mkfs, image, str(sectors // 2)], what="mkfs.fat")
-    target = esp.image_arg(image, offset)
-    entries = sorted(tree.iterdir())
-    tools.run(["mcopy", "-s", "-m", "-Q", "-i", target, *entries, "::/"], what="mcopy", env=esp.mtools_env())
+    with byte_progress() as progress:
+        task = progress.add_task("copying the installer files", total=key.data_bytes)
+        fatwrite.populate(
+            image,
+            offset,
+            key.files,
+            key.dirs,
+            mtime=epoch if epoch is not None else time.time(),
+            where=str(image),
+            progress=lambda n: progress.advance(task, n),
+        )
     tools.run(
         ["syslinux", "--install", "--offset", str(offset), "--directory", "/syslinux", image], what="syslinux"
     )
@@ -193,7 +214,7 @@ def fat_metadata_end(image: Path) -> int:
     return offset + (reserved + nfats * fat_sectors + spc) * bytes_per_sector
 
 
-def check_image(image: Path, label: str, tree: Path) -> None:
+def check_image(image: Path, label: str, local: Path) -> None:
     """Read the key back: label, kickstart(s) and boot configs must be what we meant to write."""
     offset = PART_START * 512
     with image.open("rb") as f:
@@ -203,7 +224,7 @@ def check_image(image: Path, label: str, tree: Path) -> None:
         raise B2ctError(f"read-back label is {on_disk!r}, expected {label!r}", where=str(image))
     for rel in ("ks.cfg", "syslinux/syslinux.cfg"):
         got = esp.read_file(image, offset, rel, str(image))
-        want = (tree / rel).read_text(encoding="utf-8")
+        want = (local / rel).read_text(encoding="utf-8")
         if got is None or hashlib.sha256(got.encode()).digest() != hashlib.sha256(want.encode()).digest():
             raise B2ctError(f"read-back of /{rel} differs from what was written", where=str(image))
 
@@ -232,21 +253,21 @@ def make_usb(
     size = size or (2 << 30)
     work_parent = image.parent if image is not None and image.parent.is_dir() else None
     with tempfile.TemporaryDirectory(prefix="b2ct-usb-", dir=work_parent) as t:
-        tree = Path(t) / "tree"
-        with step(f"extract {src_iso.name} and point its boot entries at {label}"):
-            ins = prepare_tree(src_iso, tree, label, kickstarts, timeout, epoch)
+        with step(f"point the boot entries of {src_iso.name} at {label}"):
+            key = prepare_tree(src_iso, Path(t) / "local", label, kickstarts, timeout, epoch)
+        ins = key.inspected
         if image is not None:
             with atomic_output(image) as tmp:
                 with step(f"build FAT32 image {image.name} ({size / 2**30:.1f} GiB)"):
-                    build_image(tree, tmp, size, label, epoch)
+                    build_image(key, tmp, size, label, epoch)
                 with step("read back"):
-                    check_image(tmp, label, tree)
+                    check_image(tmp, label, key.local)
             return Result(image, size, label, ins.layout.name)
         assert dev is not None
         tmp = Path(t) / "key.img"
         with step(f"build FAT32 image ({size / 2**30:.1f} GiB)"):
-            build_image(tree, tmp, size, label, epoch)
-            check_image(tmp, label, tree)
+            build_image(key, tmp, size, label, epoch)
+            check_image(tmp, label, key.local)
         # Re-check just before writing: something may have mounted the key meanwhile.
         blockdev.check_writable(blockdev.inspect_device(dev.path), force=force)
         with step(f"write and verify {dev.path}"):

@@ -200,3 +200,22 @@ def test_rebuild_leaves_no_old_kickstart(built_iso, tmp_path: Path) -> None:
     assert b"# replacement kickstart" in data
     assert KICKSTART.encode() not in data
     assert _all_kernel_args(out, tmp_path / "x")  # still a readable, recognised EL ISO
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_iso_under_dev(base_iso, kickstart_file: Path) -> None:
+    """xorriso takes a bare /dev/... path for an optical drive: an ISO kept in /dev/shm must still work."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="b2ct-test-") as t:
+        base = Path(t) / "base.iso"
+        shutil.copyfile(base_iso("el9"), base)
+        out = Path(t) / "out.iso"
+        r = b2ct("build-iso", "--base-iso", base, "-k", kickstart_file, "-o", out)
+        assert r.returncode == 0, r.stderr
+        assert "ks.cfg" in iso.list_files(out)
+        key = Path(t) / "key.img"
+        r = b2ct("make-usb", "--iso", out, "--image", key, "--size", "256M")
+        assert r.returncode == 0, r.stderr
+        assert esp.read_file(key, 1 << 20, "ks.cfg", "t") == KICKSTART
