@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -66,6 +67,21 @@ def _inventory_digest(inventory: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def mitogen_strategies() -> Path | None:
+    """Mitogen's strategy plugins, unless B2CT_MITOGEN=0 or it is not installed.
+
+    Mitogen keeps one Python interpreter per host for the whole run instead of starting one per task:
+    re-deploys, mostly checks that change nothing, take about half the time.
+    """
+    if os.environ.get("B2CT_MITOGEN", "1").strip().lower() in ("0", "no", "false", "off"):
+        return None
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    plugins = Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy"
+    return plugins if (plugins / "mitogen_linear.py").is_file() else None
+
+
 def ansible_env(root: Path, inventory: Path, forks: int) -> dict[str, str]:
     """Environment for ansible-playbook: the settings that make runs fast and repeatable."""
     # ssh's ControlPath must fit in a unix socket name (108 bytes): keep the directory short and stable,
@@ -74,7 +90,7 @@ def ansible_env(root: Path, inventory: Path, forks: int) -> dict[str, str]:
     control_dir.mkdir(mode=0o700, exist_ok=True)
     facts = cache_dir() / "facts" / _inventory_digest(inventory)
     facts.mkdir(parents=True, exist_ok=True)
-    return {
+    env = {
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=5 "
@@ -96,6 +112,10 @@ def ansible_env(root: Path, inventory: Path, forks: int) -> dict[str, str]:
         "ANSIBLE_FORCE_COLOR": "False",
         "ANSIBLE_NOCOLOR": "True",
     }
+    if (strategies := mitogen_strategies()) is not None:
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(strategies)
+        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+    return env
 
 
 def _trim(event: dict[str, Any]) -> dict[str, Any]:
