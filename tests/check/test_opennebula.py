@@ -32,12 +32,8 @@ HOST_ERROR = 3  # fake_oned sets only the states its API calls reach; ERROR come
 
 @pytest.fixture
 def fake() -> Iterator[FakeOned]:
-    server = FakeOned()
-    server.url = server.start()  # type: ignore[attr-defined]
-    try:
+    with FakeOned.running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def seed(fake: FakeOned, name: str, state: int, error: str = "") -> None:

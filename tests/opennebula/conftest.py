@@ -13,9 +13,5 @@ from fake_oned import FakeOned
 
 @pytest.fixture
 def fake() -> Iterator[FakeOned]:
-    server = FakeOned()
-    server.url = server.start()  # type: ignore[attr-defined]
-    try:
+    with FakeOned.running() as server:
         yield server
-    finally:
-        server.stop()

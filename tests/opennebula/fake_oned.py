@@ -19,8 +19,10 @@ Listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -142,6 +144,17 @@ class FakeOned:
         self._thread = threading.Thread(target=server.serve_forever, name="fake-oned", daemon=True)
         self._thread.start()
         return f"http://127.0.0.1:{server.server_address[1]}/RPC2"
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[FakeOned]:
+        """A started double with its endpoint in ``.url``, stopped afterwards (the tests' fixture)."""
+        server = cls()
+        server.url = server.start()  # type: ignore[attr-defined]
+        try:
+            yield server
+        finally:
+            server.stop()
 
     def stop(self) -> None:
         if self._server is not None:
