@@ -131,9 +131,9 @@ def extents(path: Path) -> tuple[dict[str, list[tuple[int, int]]], set[str]]:
             if rel and ".." not in Path(rel).parts:
                 pieces.setdefault(rel, []).append((int(xt), int(lba) * SECTOR, int(size)))
     files = {rel: [(off, size) for _xt, off, size in sorted(parts)] for rel, parts in pieces.items()}
+    iso_bytes = path.stat().st_size
     for rel, parts in files.items():
-        end = max(off + size for off, size in parts)
-        if end > path.stat().st_size:
+        if max(off + size for off, size in parts) > iso_bytes:
             raise B2ctError(f"/{rel} extends past the end of the ISO", where=str(path))
     listing = tools.run(["xorriso", "-indev", drive(path), "-find", "/", "-type", "d"], what=str(path))
     dirs = set()
@@ -208,9 +208,10 @@ class Inspected:
     files: set[str]
 
 
-def inspect(path: Path) -> Inspected:
+def inspect(path: Path, files: set[str] | None = None) -> Inspected:
+    """The ISO's header and layout; ``files`` when the caller has already listed them."""
     info = read_info(path)
-    files = list_files(path)
+    files = list_files(path) if files is None else files
     return Inspected(info, detect(files, str(path)), files)
 
 
@@ -231,7 +232,7 @@ def build_iso(
     read_info(base)  # refuse what is not an ISO before copying it
     with atomic_output(out) as tmp:
         # Most builds grow a copy of the base: start copying now, so inspecting and rewriting overlap it.
-        copier = tools.BackgroundCopy(base, tmp)
+        copier = tools.BackgroundCopy(base, tmp, where=str(out))
         try:
             return _remaster(base, out, tmp, copier, kickstarts, label, timeout, default_install)
         finally:

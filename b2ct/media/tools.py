@@ -124,8 +124,9 @@ class BackgroundCopy:
     stops between chunks. Either must be called: the thread holds both files open.
     """
 
-    def __init__(self, src: Path, dst: Path) -> None:
+    def __init__(self, src: Path, dst: Path, where: str | None = None) -> None:
         self.src, self.dst = src, dst
+        self.where = where or str(dst)  # what errors name: the output, not its temporary file
         self.size = src.stat().st_size
         self.done = 0
         self._error: BaseException | None = None
@@ -158,6 +159,6 @@ class BackgroundCopy:
         if isinstance(self._error, EOFError):
             raise B2ctError("source ended early while copying", where=str(self.src))
         if isinstance(self._error, OSError):
-            raise B2ctError(f"cannot write: {self._error.strerror}", where=str(self.dst))
+            raise B2ctError(f"cannot write: {self._error.strerror}", where=self.where)
         if self._error is not None:
             raise self._error

@@ -80,10 +80,11 @@ def prepare_tree(
     Only the files that change are extracted (into ``local``); the rest stay in the ISO, to be copied
     once, straight onto the key.
     """
-    ins = iso.inspect(src_iso)
+    iso.read_info(src_iso)  # what is not a whole ISO gets our one-line reason, not xorriso's
+    extents, dirs = iso.extents(src_iso)
+    ins = iso.inspect(src_iso, set(extents))
     lay = ins.layout
     info(f"layout {lay.name} ({lay.description})")
-    extents, dirs = iso.extents(src_iso)
     files: dict[str, fatwrite.Content] = {
         rel: tuple(fatwrite.Segment(src_iso, off, size) for off, size in parts)
         for rel, parts in extents.items()
