@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -47,22 +46,6 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path
     return path
 
 
-def _sync_file_range() -> Callable[[int, int, int], None] | None:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-
-    def start_writeback(fd: int, offset: int, count: int) -> None:
-        fn(fd, offset, count, 2)  # SYNC_FILE_RANGE_WRITE: start writing, do not wait
-
-    return start_writeback
-
-
-_start_writeback = _sync_file_range()
-
-
 def copy_range(
     src_fd: int,
     src_offset: int,
@@ -74,10 +57,7 @@ def copy_range(
     """Copy ``count`` bytes between two open files inside the kernel.
 
     copy_file_range first (no user-space buffers, and a reflink where the filesystem can); sendfile when
-    the kernel refuses it, e.g. across filesystems. Writeback of each chunk starts as soon as it is
-    copied, so the disk works while the copy goes on instead of after it (a 1 GiB image stays below the
-    kernel's dirty-page thresholds and would otherwise wait for the final sync). ``progress`` receives
-    the bytes of each chunk.
+    the kernel refuses it, e.g. across filesystems. ``progress`` receives the bytes of each chunk.
     """
     use_range = True
     while count:
@@ -93,8 +73,6 @@ def copy_range(
             n = os.sendfile(dst_fd, src_fd, src_offset, chunk)
         if n == 0:
             raise EOFError(f"source ended {count} bytes early")
-        if _start_writeback is not None:
-            _start_writeback(dst_fd, dst_offset, n)
         src_offset, dst_offset, count = src_offset + n, dst_offset + n, count - n
         if progress is not None:
             progress(n)
