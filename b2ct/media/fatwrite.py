@@ -179,7 +179,7 @@ def _tree(files: dict[str, Content], dirs: set[str], where: str) -> _Node:
                 child = _Node(part, node, None if leaf else {})
                 node.children[key] = child
             elif leaf or child.children is None:
-                raise B2ctError(f"/{rel}: clashes with /{child.path().lstrip('/')} on FAT", where=where)
+                raise B2ctError(f"/{rel}: clashes with {child.path()} on FAT", where=where)
             node = child
         return node
 
