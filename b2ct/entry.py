@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import click
 import typer
 
 from b2ct.errors import B2ctError
 from b2ct.ui import console
 
 try:  # recent typer releases carry their own copy of click: its usage errors are not click's classes
-    from typer._click.exceptions import ClickException as _TyperClickException
+    from typer._click.exceptions import ClickException as UsageError
 except ImportError:  # pragma: no cover - typer that uses the installed click
-    _TyperClickException = click.ClickException
-USAGE_ERRORS = (click.ClickException, _TyperClickException)
+    from click import ClickException as UsageError
 
 
 def run(app: typer.Typer, argv: list[str] | None = None, prog_name: str | None = None) -> int:
@@ -29,7 +27,7 @@ def run(app: typer.Typer, argv: list[str] | None = None, prog_name: str | None =
     except typer.Abort:
         console.print("b2ct: aborted", markup=False)
         return 1
-    except USAGE_ERRORS as exc:  # usage errors: click's own message, exit 2
+    except UsageError as exc:  # usage errors: click's own message, exit 2
         exc.show()
         return exc.exit_code
     return result if isinstance(result, int) else 0

@@ -46,6 +46,35 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path
     return path
 
 
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(offset, length) ranges sorted, empty ones dropped, overlapping or touching ones joined."""
+    merged: list[tuple[int, int]] = []
+    for off, n in sorted(r for r in ranges if r[1] > 0):
+        if merged and off <= merged[-1][0] + merged[-1][1]:
+            last_off, last_n = merged[-1]
+            merged[-1] = (last_off, max(last_n, off + n - last_off))
+        else:
+            merged.append((off, n))
+    return merged
+
+
+def subtract_ranges(ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``ranges`` outside every one of ``holes`` (both as (offset, length))."""
+    out: list[tuple[int, int]] = []
+    cuts = merge_ranges(holes)
+    for off, n in merge_ranges(ranges):
+        pos, end = off, off + n
+        for h_off, h_n in cuts:
+            if h_off + h_n <= pos or h_off >= end:
+                continue
+            if h_off > pos:
+                out.append((pos, h_off - pos))
+            pos = max(pos, h_off + h_n)
+        if pos < end:
+            out.append((pos, end - pos))
+    return out
+
+
 def copy_range(
     src_fd: int,
     src_offset: int,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from b2ct.errors import B2ctError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 console = Console(stderr=True, highlight=False)
 _depth = 0
@@ -37,6 +40,9 @@ def step(title: str) -> Iterator[None]:
 
 def byte_progress() -> Progress:
     """A transient bar for copies measured in bytes (size, speed); silent when stderr is not a terminal."""
+    # Imported here: commands that never show a bar start faster (media commands start copying at once).
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     return Progress(
         TextColumn("  {task.description}"),
         BarColumn(),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+
 import pytest
 
 from tests.conftest import run_cli
@@ -41,3 +45,33 @@ def test_every_product_registers_its_commands() -> None:
         "demo",
     ):
         assert f" {command} " in result.out, command
+
+
+def test_command_table_names_what_each_module_registers() -> None:
+    """`b2ct X` imports only the module the table names for X: a stale table would lose commands."""
+    import typer
+    from typer.main import get_command
+
+    from b2ct.cli import COMMANDS
+
+    for module in dict.fromkeys(COMMANDS.values()):
+        app = typer.Typer()
+        importlib.import_module(module).register(app)
+
+        @app.callback()
+        def _root() -> None:  # a group even when the module registers a single command
+            """Root."""
+
+        registered = set(get_command(app).commands)  # type: ignore[attr-defined]
+        assert registered == {c for c, m in COMMANDS.items() if m == module}, module
+
+
+def test_a_command_runs_without_importing_the_other_products() -> None:
+    code = (
+        "import sys; from b2ct.cli import main; rc = main(['build-iso', '--help']); "
+        "heavy = [m for m in ('pykickstart', 'ansible_runner', 'jinja2', 'libvirt') if m in sys.modules]; "
+        "print('HEAVY', heavy); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout

@@ -14,11 +14,14 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from rich.progress import Progress
+from typing import TYPE_CHECKING
 
 from b2ct.errors import B2ctError
+from b2ct.fsutil import merge_ranges
 from b2ct.ui import byte_progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 SYS_BLOCK = Path("/sys/class/block")
 CHUNK = 4 << 20
@@ -164,17 +167,6 @@ def _progress(description: str, total: int) -> tuple[Progress, int]:
     return p, p.add_task(description, total=total)
 
 
-def _merge(extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for off, n in sorted(e for e in extents if e[1] > 0):
-        if merged and off <= merged[-1][0] + merged[-1][1]:
-            last_off, last_n = merged[-1]
-            merged[-1] = (last_off, max(last_n, off + n - last_off))
-        else:
-            merged.append((off, n))
-    return merged
-
-
 def write_verified(src: Path, dst: Path, *, sparse: bool, zero_ends: bool = False, head: int = 0) -> int:
     """Copy ``src`` onto ``dst`` (device or file), fsync, read back and compare; return bytes written.
 
@@ -186,7 +178,7 @@ def write_verified(src: Path, dst: Path, *, sparse: bool, zero_ends: bool = Fals
     where = str(dst)
     sfd = os.open(src, os.O_RDONLY)
     try:
-        extents = _merge([(0, min(head, size)), *data_extents(sfd, size)]) if sparse else [(0, size)]
+        extents = merge_ranges([(0, min(head, size)), *data_extents(sfd, size)]) if sparse else [(0, size)]
         try:
             dfd = os.open(dst, os.O_WRONLY | (os.O_EXCL if dst.is_block_device() else os.O_CREAT))
         except OSError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_output
 from b2ct.media import bootcfg, esp, tools
+from b2ct.media import grow as grow_
 from b2ct.media.labels import validate_iso_label
 from b2ct.media.layout import Layout, detect
 from b2ct.ui import info, step
@@ -361,15 +362,30 @@ def _remaster(
                 "/",
                 "--",
             ]
+        cmd.append("-commit")
         with step(f"write {out.name}"):
             start = time.monotonic()
-            if grow:
-                copier.wait(f"copying {base.name}")
+            plan = grow_.plan(base) if grow else None
+            if plan is not None:
+                # Grow a stand-in while the copy runs, then lay its new bytes over the copy.
+                with tempfile.TemporaryDirectory(prefix="b2ct-grow-") as g:
+                    stand = Path(g) / "stand-in.iso"
+                    grow_.make_stand_in(base, plan, stand)
+                    cmd[cmd.index("OUT")] = drive(stand)
+                    tools.run_xorriso_with_progress(
+                        cmd, what=str(out), env=env, description=f"writing {out.name}"
+                    )
+                    copier.wait(f"copying {base.name}")
+                    grow_.lay_over(stand, plan, tmp)
             else:
-                copier.cancel()
-                tmp.unlink()
-            cmd[cmd.index("OUT")] = drive(tmp)
-            cmd.append("-commit")
-            tools.run_xorriso_with_progress(cmd, what=str(out), env=env, description=f"writing {out.name}")
+                if grow:
+                    copier.wait(f"copying {base.name}")
+                else:
+                    copier.cancel()
+                    tmp.unlink()
+                cmd[cmd.index("OUT")] = drive(tmp)
+                tools.run_xorriso_with_progress(
+                    cmd, what=str(out), env=env, description=f"writing {out.name}"
+                )
             info(f"{tmp.stat().st_size / 2**20:.0f} MiB in {time.monotonic() - start:.1f}s")
     return ins

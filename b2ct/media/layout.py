@@ -7,8 +7,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from b2ct.errors import B2ctError
 
 
@@ -44,6 +42,8 @@ class Layout:
 
 @functools.cache
 def layouts() -> tuple[Layout, ...]:
+    import yaml  # here, not at the top: build-iso starts its copy before this table is needed
+
     path = isobuild_dir() / "layouts.yml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))["layouts"]

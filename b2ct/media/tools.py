@@ -10,8 +10,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
 from b2ct.errors import B2ctError
 from b2ct.fsutil import copy_range
 from b2ct.ui import byte_progress, console
@@ -70,6 +68,8 @@ def run_xorriso_with_progress(
     cmd: Sequence[str | os.PathLike], *, what: str, env: dict[str, str], description: str
 ) -> None:
     """Run xorriso, turning its ``UPDATE : NN% done`` lines into a progress bar on stderr."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     args = [need("xorriso"), *[str(c) for c in cmd[1:]]]
     tail: list[str] = []
     with Progress(

@@ -219,3 +219,35 @@ def test_iso_under_dev(base_iso, kickstart_file: Path) -> None:
         r = b2ct("make-usb", "--iso", out, "--image", key, "--size", "256M")
         assert r.returncode == 0, r.stderr
         assert esp.read_file(key, 1 << 20, "ks.cfg", "t") == KICKSTART
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_growing_a_stand_in_gives_the_same_bytes(
+    layout: str, base_iso, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build-iso grows a stand-in while the copy runs; the result must be what growing the copy gives."""
+    from b2ct.media import grow
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    kss = {"ks.cfg": KICKSTART}
+    overlapped, plain = tmp_path / "overlapped.iso", tmp_path / "plain.iso"
+    calls: list[grow.Plan | None] = []
+    real_plan = grow.plan
+
+    def recorded(base: Path) -> grow.Plan | None:
+        calls.append(real_plan(base))
+        return calls[-1]
+
+    monkeypatch.setattr(grow, "plan", recorded)
+    iso.build_iso(base_iso(layout), overlapped, kss)
+    p = calls[0]
+    assert p is not None, "xorriso gave no next writable address"
+    # The stand-in really leaves out the large files' data: the pxeboot kernel lies outside what it holds.
+    files, _ = iso.extents(base_iso(layout))
+    ((kernel_off, kernel_size),) = files["images/pxeboot/vmlinuz"]
+    assert not any(off < kernel_off + kernel_size and kernel_off < off + n for off, n in p.keep)
+    assert p.kept_bytes < p.size // 2
+    monkeypatch.setattr(grow, "plan", lambda base: None)  # grow the finished copy itself
+    iso.build_iso(base_iso(layout), plain, kss)
+    assert overlapped.read_bytes() == plain.read_bytes()
+    assert not list(tmp_path.glob(".*.part")), "temporary output left behind"

@@ -1,0 +1,104 @@
+"""Grow an ISO's new session while its copy is still being made.
+
+Growing appends a session after the old one and rewrites the first 64 KiB (system area and volume
+descriptors); to do so xorriso reads only the image's metadata: descriptors, directories, path tables,
+the El Torito catalog and the system area, never the data of the large files, which are nearly all of
+the bytes. So xorriso grows a *stand-in*: a sparse file the size of the base that holds everything but
+those large files' data. When the plain copy of the base is done, the stand-in's head and new session
+are laid over it. The result is byte for byte what growing the finished copy gives (tests compare the
+two), without waiting for the copy first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from b2ct.errors import B2ctError
+from b2ct.fsutil import copy_range, merge_ranges, subtract_ranges
+from b2ct.media import tools
+
+SECTOR = 2048
+# Growing rewrites the first 32 blocks: libisoburn's superblock area on overwritable media.
+HEAD = 32 * SECTOR
+# Files at most this big stay in the stand-in whole: their data may share a read with metadata, and
+# keeping them costs little. Larger ones are skipped unless they are El Torito boot images.
+SMALL = 64 << 10
+
+_LBA = re.compile(r"^File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,\s*'(.*)'$")
+_NWA = re.compile(r"^Media nwa\s*:\s*(\d+)s\s*$")
+_BOOT_IMG = re.compile(r"^El Torito img path :\s*\d+\s+(/.*)$")
+
+
+@dataclass(frozen=True)
+class Plan:
+    size: int  # bytes of the base ISO file
+    nwa: int  # byte offset where the new session starts
+    keep: list[tuple[int, int]]  # (offset, length): what the stand-in holds
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(n for _, n in self.keep)
+
+
+def plan(base: Path) -> Plan | None:
+    """What a stand-in for ``base`` must hold; None when xorriso does not say where it would append."""
+    out = tools.run(
+        [
+            "xorriso",
+            "-indev",
+            f"stdio:{os.path.abspath(base)}",
+            "-report_el_torito",
+            "plain",
+            "-toc",
+            "-find",
+            "/",
+            "-exec",
+            "report_lba",
+        ],
+        what=str(base),
+    )
+    size = base.stat().st_size
+    nwa: int | None = None
+    boot: set[str] = set()
+    files: dict[str, list[tuple[int, int]]] = {}
+    for line in out.decode(errors="replace").splitlines():
+        if m := _NWA.match(line):
+            nwa = int(m.group(1)) * SECTOR
+        elif m := _BOOT_IMG.match(line):
+            boot.add(m.group(1).strip())
+        elif m := _LBA.match(line):
+            files.setdefault(m.group(3), []).append((int(m.group(1)) * SECTOR, int(m.group(2))))
+    if nwa is None or not HEAD <= nwa <= size:
+        return None
+    large: list[tuple[int, int]] = []
+    small: list[tuple[int, int]] = []
+    for name, pieces in files.items():
+        big = name not in boot and sum(n for _, n in pieces) > SMALL
+        (large if big else small).extend(pieces)
+    # What lies after the old session (EL10's appended ESP) is kept too: growing overwrites only part
+    # of it, and the rest must read as it does in the copy.
+    skip = subtract_ranges(merge_ranges([(o, n) for o, n in large if o < nwa]), merge_ranges(small))
+    keep = subtract_ranges([(0, size)], [(o, min(n, nwa - o)) for o, n in skip if o >= HEAD])
+    return Plan(size=size, nwa=nwa, keep=merge_ranges([(0, HEAD), *keep]))
+
+
+def make_stand_in(base: Path, p: Plan, dest: Path) -> None:
+    with base.open("rb") as fi, dest.open("wb") as fo:
+        os.ftruncate(fo.fileno(), p.size)
+        for off, n in p.keep:
+            copy_range(fi.fileno(), off, fo.fileno(), off, n)
+
+
+def lay_over(stand: Path, p: Plan, out: Path) -> None:
+    """Put what growing wrote in ``stand`` (head and new session) over the finished copy ``out``."""
+    end = stand.stat().st_size
+    if out.stat().st_size != p.size:
+        raise B2ctError("the copy of the base ISO is incomplete", where=str(out))
+    with stand.open("rb") as fi, out.open("r+b") as fo:
+        for off, n in ((0, HEAD), (p.nwa, end - p.nwa)):
+            copy_range(fi.fileno(), off, fo.fileno(), off, n)
+        if end < p.size:  # as growing the copy itself would leave it
+            os.ftruncate(fo.fileno(), end)
