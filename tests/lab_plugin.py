@@ -55,13 +55,17 @@ def _unique_name() -> str:
 
 @contextlib.contextmanager
 def make_lab(
-    hosts: Sequence[str] | None = None, *, services: int | None = None, workers: int | None = None
+    hosts: Sequence[str] | None = None,
+    *,
+    services: int | None = None,
+    workers: int | None = None,
+    bare: bool = False,
 ) -> Iterator[Lab]:
     """A lab for the duration of the block; always taken down, whatever happens inside."""
     _skip_unless_possible()
     reap_stale(LABEL)
     specs = plan_hosts(hosts, services, workers)
-    with running_lab(_unique_name(), specs, label=LABEL, owner_pid=os.getpid()) as lab:
+    with running_lab(_unique_name(), specs, label=LABEL, owner_pid=os.getpid(), bare=bare) as lab:
         yield lab
 
 

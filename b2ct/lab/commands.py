@@ -36,6 +36,11 @@ def up(
         False, "--keep-on-failure", help="Leave a failed lab for inspection."
     ),
     rebuild_image: bool = typer.Option(False, "--rebuild-image", help="Rebuild the cached base image."),
+    bare: bool = typer.Option(
+        False,
+        "--bare",
+        help="Hosts without the roles' packages: the first deploy installs them from a local repository.",
+    ),
 ) -> None:
     """Start the lab's hosts and write its inventory; prints the inventory path on stdout."""
     from b2ct.lab.core import Lab, plan_hosts
@@ -46,7 +51,7 @@ def up(
     # Only kill -9 skips that; `lab down` then works from the state file.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        lab = Lab(name).up(specs, keep_on_failure=keep_on_failure, rebuild_image=rebuild_image)
+        lab = Lab(name).up(specs, keep_on_failure=keep_on_failure, rebuild_image=rebuild_image, bare=bare)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(lab.inventory)

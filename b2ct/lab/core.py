@@ -326,15 +326,19 @@ class Lab:
         owner_pid: int | None = None,
         keep_on_failure: bool = False,
         rebuild_image: bool = False,
+        bare: bool = False,
     ) -> Lab:
-        """Build (or reuse) the base image, start the hosts, wait for sshd, write the inventory."""
+        """Build (or reuse) the base image, start the hosts, wait for sshd, write the inventory.
+
+        ``bare``: hosts without the roles' packages, which the first deploy installs from a local
+        repository in the image (slower, but the install path of a site's first deploy)."""
         specs = list(specs or plan_hosts())
         if os.geteuid() != 0:
             raise B2ctError("the lab needs root (network namespaces, loop devices, mounts)")
         for tool in ("systemd-nspawn", "ip", "losetup", "ssh", "ssh-keygen", "nsenter", "openssl"):
             if shutil.which(tool) is None:
                 raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
-        base = image.ensure_image(rebuild=rebuild_image)
+        base = image.ensure_image(rebuild=rebuild_image, bare=bare)
         with locked(STATE_ROOT / ".slots.lock"):
             existing = LabState.load(self.name)
             if existing is not None:
@@ -1065,14 +1069,19 @@ def reap_stale(label: str) -> list[str]:
 
 @contextlib.contextmanager
 def running_lab(
-    name: str, specs: Sequence[HostSpec] | None = None, *, label: str = "", owner_pid: int | None = None
+    name: str,
+    specs: Sequence[HostSpec] | None = None,
+    *,
+    label: str = "",
+    owner_pid: int | None = None,
+    bare: bool = False,
 ) -> Iterator[Lab]:
     """A lab for the duration of a ``with`` block; taken down on exit, also on error or Ctrl-C."""
     lab = Lab(name)
     if lab.exists():
         lab.down()
     try:
-        lab.up(specs, label=label, owner_pid=owner_pid)
+        lab.up(specs, label=label, owner_pid=owner_pid, bare=bare)
         yield lab
     finally:
         lab.down()

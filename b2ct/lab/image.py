@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,6 +26,7 @@ from b2ct.ui import info, step
 SUITE = "bookworm"
 # Bump when the configuration steps below change: the cache key changes and images are rebuilt.
 RECIPE_VERSION = "3"
+BARE_RECIPE_VERSION = "1"
 CACHE_DIR = Path(os.environ.get("B2CT_LAB_CACHE", "/var/cache/b2ct/lab"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -61,19 +63,39 @@ _DISABLED_UNITS = [
 _MASKED_UNITS = ["systemd-networkd-wait-online.service"]
 
 
-def package_list() -> list[str]:
+# Where the bare image keeps its local repository: the role packages with their dependencies.
+REPO_DIR = "srv/b2ct-debs"
+
+
+def package_lists() -> tuple[list[str], list[str]]:
+    """(base, roles): what every lab host has, and what the roles install (packages.txt's [roles])."""
     text = resources.files("b2ct.lab").joinpath("packages.txt").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    lists: tuple[list[str], list[str]] = ([], [])
+    current = lists[0]
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line == "[roles]":
+            current = lists[1]
+        elif line and not line.startswith("#"):
+            current.append(line)
+    return lists
 
 
-def cache_key(packages: list[str] | None = None) -> str:
+def package_list() -> list[str]:
+    base, roles = package_lists()
+    return base + roles
+
+
+def cache_key(packages: list[str] | None = None, bare: bool = False) -> str:
     packages = sorted(set(packages if packages is not None else package_list()))
     blob = "\n".join([SUITE, RECIPE_VERSION, *packages]).encode()
+    if bare:
+        blob += f"\nbare {BARE_RECIPE_VERSION}\n".encode() + "\n".join(package_lists()[0]).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def image_path(key: str | None = None) -> Path:
-    return CACHE_DIR / f"base-{key or cache_key()}"
+def image_path(key: str | None = None, bare: bool = False) -> Path:
+    return CACHE_DIR / f"{'bare' if bare else 'base'}-{key or cache_key(bare=bare)}"
 
 
 @contextlib.contextmanager
@@ -126,23 +148,27 @@ def _chroot_cmd(root: Path, debs: Path, *cmd: str) -> list[str]:
     ]  # fmt: skip
 
 
-def ensure_image(rebuild: bool = False) -> Path:
-    """Return the cached base image for the current package list, building it first if needed."""
+def ensure_image(rebuild: bool = False, bare: bool = False) -> Path:
+    """Return the cached base image for the current package list, building it first if needed.
+
+    ``bare``: the image without the roles' packages, which it carries as a local repository instead.
+    """
     packages = package_list()
-    key = cache_key(packages)
-    target = image_path(key)
+    key = cache_key(packages, bare=bare)
+    target = image_path(key, bare=bare)
     if target.is_dir() and not rebuild:
         return target
     with _build_lock():
         if target.is_dir() and not rebuild:
             return target  # another process built it while we waited for the lock
         _remove_stale_builds()
-        with step(f"building lab base image {target.name} (Debian {SUITE}, {len(packages)} packages)"):
-            _build(target, packages, key)
+        kind = "bare image" if bare else "base image"
+        with step(f"building lab {kind} {target.name} (Debian {SUITE}, {len(packages)} packages)"):
+            _build(target, packages, key, bare=bare)
     return target
 
 
-def _build(target: Path, packages: list[str], key: str) -> None:
+def _build(target: Path, packages: list[str], key: str, bare: bool = False) -> None:
     for tool in ("debootstrap", "systemd-nspawn"):
         if shutil.which(tool) is None:
             raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
@@ -167,13 +193,18 @@ def _build(target: Path, packages: list[str], key: str) -> None:
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
-        rest = [p for p in packages if p not in _BOOTSTRAP]
+        base_packages, role_packages = package_lists()
+        wanted = base_packages if bare else packages
+        rest = [p for p in wanted if p not in _BOOTSTRAP]
         with step(f"apt-get install {len(rest)} packages"):
             _run(_chroot_cmd(root, debs, "apt-get", "update"), log, "apt-get update")
             _run(
                 _chroot_cmd(root, debs, "apt-get", "install", "-y", "--no-install-recommends", *rest),
                 log, "apt-get install",
             )  # fmt: skip
+        if bare:
+            with step(f"local repository for {len(role_packages)} role packages"):
+                _local_repo(root, debs, role_packages, log)
         with step("configuring image"):
             _configure(root)
         policy.unlink()
@@ -183,6 +214,51 @@ def _build(target: Path, packages: list[str], key: str) -> None:
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
+
+
+def _local_repo(root: Path, debs: Path, packages: list[str], log: Path) -> None:
+    """Put the .debs that installing ``packages`` on this image needs into a repository inside it.
+
+    The lab hosts' only package source then: the first deploy installs through apt, as it does from a
+    site's mirror. The files are hard links into the shared download cache, so they cost no space.
+    """
+    install = ["apt-get", "install", "-y", "--no-install-recommends"]
+    _run(_chroot_cmd(root, debs, *install, "--download-only", *packages), log, "apt-get --download-only")
+    sim = subprocess.run(
+        _chroot_cmd(root, debs, *install, "--simulate", *packages),
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    if sim.returncode != 0:
+        raise B2ctError(f"apt-get --simulate failed: {sim.stderr.strip()[-300:]}", where=log)
+    repo = root / REPO_DIR
+    repo.mkdir(parents=True)
+    index = []
+    for m in _INST.finditer(sim.stdout):
+        name, version, arch = m.group(1), m.group(2), m.group(3)
+        deb = debs / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+        if not deb.is_file():
+            raise B2ctError(f"{deb.name} is not in the download cache", where=debs)
+        os.link(deb, repo / deb.name)
+        index.append(_index_entry(repo / deb.name))
+    if not index:
+        raise B2ctError("the role packages need nothing the image lacks", where=log)
+    (repo / "Packages").write_text("\n".join(index))
+    (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] file:/{REPO_DIR} ./\n")
+    # Lists of the local repository only: `apt` state=present finds the packages with no network.
+    _run(_chroot_cmd(root, debs, "apt-get", "update"), log, "apt-get update (local repository)")
+
+
+_INST = re.compile(r"^Inst (\S+) (?:\[[^]]*\] )?\((\S+) .*\[(\S+)\]\)", re.MULTILINE)
+
+
+def _index_entry(deb: Path) -> str:
+    """The deb's stanza of a flat repository's Packages file."""
+    control = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True)
+    data = deb.read_bytes()
+    return (
+        control.stdout.rstrip("\n")
+        + f"\nFilename: ./{deb.name}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n"
+    )
 
 
 def _configure(root: Path) -> None:
