@@ -5,8 +5,9 @@ Each side gets a fresh lab (svc1, svc2, wn1, wn2 by default) so both first runs 
 state. The labs are bare (`lab up --bare`): like a site's freshly kickstarted hosts they lack the
 roles' packages, so the first deploy installs them (from the local repository in the lab image, as a
 site installs from its mirror). `--prebaked` uses the test labs instead, whose image already holds
-every package, so their "first" deploy only configures; the stock side runs `ansible-playbook` with default settings (no pipelining, no ControlPersist
-tuning, full fact gathering, no fact cache) on the same playbook, roles and hosts. Root only; run it
+every package, so their "first" deploy only configures. The stock side runs `ansible-playbook` with
+default settings (no pipelining, no ControlPersist tuning, full fact gathering, no fact cache) on the
+same playbook, roles and hosts. Root only; run it
 alone: `flock /run/b2ct-lab-dev.lock python bench/deploy.py`. Not run in CI.
 """
 
