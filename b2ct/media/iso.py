@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
 import tempfile
 import time
@@ -287,7 +286,7 @@ def _remaster(
             for img in esp_imgs:
                 copy = work / "new" / img
                 copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(work / "tree" / img, copy)
+                os.replace(work / "tree" / img, copy)  # edited in place: nothing reads the extracted one
                 n = esp.rewrite_fat_configs(copy, 0, lay.uefi, spec, work, epoch, where=f"{base.name}:/{img}")
                 stamp(copy, epoch)
                 maps.append((copy, img))
