@@ -8,7 +8,6 @@ bring up, then the re-deploy that must change nothing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,16 +22,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 @pytest.fixture(scope="module")
 def bare_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    try:
+    # Deploy logs and the fact cache of these runs stay in the test's temporary directory.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         with make_lab(["svc1", "svc2", "wn1"], bare=True) as the_lab:
             yield the_lab
-    finally:
-        if old is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = old
 
 
 def _installed(lab, host: str, packages: list[str]) -> set[str]:  # type: ignore[no-untyped-def]

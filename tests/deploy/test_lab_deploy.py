@@ -32,17 +32,11 @@ DATASTORE = "/var/lib/one/datastores"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
-    try:
+    # Deploy logs and the fact cache of these runs stay in the test's temporary directory.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         with make_lab() as the_lab:  # svc1 (frontend+service), svc2, wn1, wn2
             yield the_lab
-    finally:
-        if old is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = old
 
 
 def _sh(lab, host: str, cmd: str) -> str:  # type: ignore[no-untyped-def]
