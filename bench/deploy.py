@@ -63,9 +63,11 @@ def main() -> None:
     ap.add_argument("--prebaked", action="store_true", help="hosts with every role package already installed")
     args = ap.parse_args()
     specs = plan_hosts(args.hosts.split(","), None, None)
-    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="b2ct-bench-cache-")
-    first, noop, changed = b2ct_side(specs, "a", not args.prebaked)
-    stock_first, stock_noop = stock_side(specs, "b", not args.prebaked)
+    # Deploy logs and fact caches of the bench's runs: removed at the end, also on failure.
+    with tempfile.TemporaryDirectory(prefix="b2ct-bench-cache-") as cache:
+        os.environ["XDG_CACHE_HOME"] = cache
+        first, noop, changed = b2ct_side(specs, "a", not args.prebaked)
+        stock_first, stock_noop = stock_side(specs, "b", not args.prebaked)
     print(f"hosts: {args.hosts} ({'prebaked: packages already installed' if args.prebaked else 'bare'})")
     print(f"{'':24}{'b2ct':>10}{'stock':>10}{'b2ct÷stock':>12}")
     print(f"{'first deploy (s)':24}{first:>10.1f}{stock_first:>10.1f}{first / stock_first:>12.2f}")
