@@ -19,15 +19,14 @@ from pathlib import Path
 from b2ct.errors import B2ctError
 from b2ct.fsutil import copy_range, merge_ranges, subtract_ranges
 from b2ct.media import tools
+from b2ct.media.tools import SECTOR
 
-SECTOR = 2048
 # Growing rewrites the first 32 blocks: libisoburn's superblock area on overwritable media.
 HEAD = 32 * SECTOR
 # Files at most this big stay in the stand-in whole: their data may share a read with metadata, and
 # keeping them costs little. Larger ones are skipped unless they are El Torito boot images.
 SMALL = 64 << 10
 
-_LBA = re.compile(r"^File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,\s*'(.*)'$")
 _NWA = re.compile(r"^Media nwa\s*:\s*(\d+)s\s*$")
 _BOOT_IMG = re.compile(r"^El Torito img path :\s*\d+\s+(/.*)$")
 
@@ -49,7 +48,7 @@ def plan(base: Path) -> Plan | None:
         [
             "xorriso",
             "-indev",
-            f"stdio:{os.path.abspath(base)}",
+            tools.drive(base),
             "-report_el_torito",
             "plain",
             "-toc",
@@ -61,16 +60,15 @@ def plan(base: Path) -> Plan | None:
         what=str(base),
     )
     size = base.stat().st_size
+    report = out.decode(errors="replace")
     nwa: int | None = None
-    boot: set[str] = set()
-    files: dict[str, list[tuple[int, int]]] = {}
-    for line in out.decode(errors="replace").splitlines():
+    boot: set[str] = set()  # paths without the leading slash, as file_pieces gives them
+    for line in report.splitlines():
         if m := _NWA.match(line):
             nwa = int(m.group(1)) * SECTOR
         elif m := _BOOT_IMG.match(line):
-            boot.add(m.group(1).strip())
-        elif m := _LBA.match(line):
-            files.setdefault(m.group(3), []).append((int(m.group(1)) * SECTOR, int(m.group(2))))
+            boot.add(m.group(1).strip().lstrip("/"))
+    files = tools.file_pieces(report)
     if nwa is None or not HEAD <= nwa <= size:
         return None
     large: list[tuple[int, int]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import struct
 import tempfile
 import time
@@ -13,13 +12,12 @@ from pathlib import Path
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_output
-from b2ct.media import bootcfg, esp, tools
-from b2ct.media import grow as grow_
+from b2ct.media import bootcfg, esp, grow, tools
 from b2ct.media.labels import validate_iso_label
 from b2ct.media.layout import Layout, detect
+from b2ct.media.tools import SECTOR, drive, file_pieces, unquote
 from b2ct.ui import info, step
 
-SECTOR = 2048
 EFI_GUID = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
 
 
@@ -72,23 +70,12 @@ def read_info(path: Path) -> IsoInfo:
     return IsoInfo(path=path, volid=volid, fs_bytes=fs_bytes, file_bytes=size)
 
 
-def drive(path: os.PathLike | str) -> str:
-    """How xorriso must be given an image file: without ``stdio:`` it takes /dev/... (e.g. /dev/shm)
-    for an optical drive and refuses it."""
-    return f"stdio:{os.path.abspath(path)}"
-
-
-def _unquote(name: str) -> str:
-    """xorriso quotes names in single quotes and writes an embedded quote as '"'"'."""
-    return name.replace("'\"'\"'", "'")
-
-
 def list_files(path: Path) -> set[str]:
     out = tools.run(["xorriso", "-indev", drive(path), "-find", "/", "-type", "f"], what=str(path))
     files = set()
     for line in out.decode(errors="replace").splitlines():
         if line.startswith("'/") and line.endswith("'"):
-            files.add(_unquote(line[2:-1]))
+            files.add(unquote(line[2:-1]))
     return files
 
 
@@ -113,9 +100,6 @@ def extract(iso: Path, paths: list[str], dest: Path) -> None:
     )
 
 
-_LBA = re.compile(r"^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'$")
-
-
 def extents(path: Path) -> tuple[dict[str, list[tuple[int, int]]], set[str]]:
     """Where each file's data lies in the ISO, as (byte offset, size) pieces, and every directory.
 
@@ -123,14 +107,11 @@ def extents(path: Path) -> tuple[dict[str, list[tuple[int, int]]], set[str]]:
     times faster than ``xorriso -extract`` on large installer images.
     """
     out = tools.run(["xorriso", "-indev", drive(path), "-find", "/", "-exec", "report_lba"], what=str(path))
-    pieces: dict[str, list[tuple[int, int, int]]] = {}
-    for line in out.decode(errors="replace").splitlines():
-        if m := _LBA.match(line):
-            xt, lba, _blocks, size, name = m.groups()
-            rel = _unquote(name).lstrip("/")
-            if rel and ".." not in Path(rel).parts:
-                pieces.setdefault(rel, []).append((int(xt), int(lba) * SECTOR, int(size)))
-    files = {rel: [(off, size) for _xt, off, size in sorted(parts)] for rel, parts in pieces.items()}
+    files = {
+        rel: parts
+        for rel, parts in file_pieces(out.decode(errors="replace")).items()
+        if rel and ".." not in Path(rel).parts
+    }
     iso_bytes = path.stat().st_size
     for rel, parts in files.items():
         if max(off + size for off, size in parts) > iso_bytes:
@@ -139,7 +120,7 @@ def extents(path: Path) -> tuple[dict[str, list[tuple[int, int]]], set[str]]:
     dirs = set()
     for line in listing.decode(errors="replace").splitlines():
         if line.startswith("'/") and line.endswith("'") and ".." not in line and len(line) > 3:
-            dirs.add(_unquote(line[2:-1]))
+            dirs.add(unquote(line[2:-1]))
     return files, dirs
 
 
@@ -318,8 +299,8 @@ def _remaster(
         # xorriso appends only the new tree and files and rewrites the superblock and boot records.
         # The old configs stay behind as unreferenced bytes, so a base that already carries kickstarts
         # (which may hold password hashes) is rewritten whole instead.
-        grow = not any(f == "ks.cfg" or f.startswith("ks/") for f in ins.files)
-        drives = ["-dev", "OUT"] if grow else ["-indev", drive(base), "-outdev", "OUT"]
+        growing = not any(f == "ks.cfg" or f.startswith("ks/") for f in ins.files)
+        drives = ["-dev", "OUT"] if growing else ["-indev", drive(base), "-outdev", "OUT"]
         cmd: list[str | os.PathLike] = [
             "xorriso",
             "-report_about",
@@ -364,20 +345,20 @@ def _remaster(
         cmd.append("-commit")
         with step(f"write {out.name}"):
             start = time.monotonic()
-            plan = grow_.plan(base) if grow else None
+            plan = grow.plan(base) if growing else None
             if plan is not None:
                 # Grow a stand-in while the copy runs, then lay its new bytes over the copy.
                 with tempfile.TemporaryDirectory(prefix="b2ct-grow-") as g:
                     stand = Path(g) / "stand-in.iso"
-                    grow_.make_stand_in(base, plan, stand)
+                    grow.make_stand_in(base, plan, stand)
                     cmd[cmd.index("OUT")] = drive(stand)
                     tools.run_xorriso_with_progress(
                         cmd, what=str(out), env=env, description=f"writing {out.name}"
                     )
                     copier.wait(f"copying {base.name}")
-                    grow_.lay_over(stand, plan, tmp)
+                    grow.lay_over(stand, plan, tmp)
             else:
-                if grow:
+                if growing:
                     copier.wait(f"copying {base.name}")
                 else:
                     copier.cancel()

@@ -27,6 +27,34 @@ PACKAGES = {
 }
 
 
+SECTOR = 2048  # ISO 9660 block
+
+
+def drive(path: os.PathLike | str) -> str:
+    """How xorriso must be given an image file: without ``stdio:`` it takes /dev/... (e.g. /dev/shm)
+    for an optical drive and refuses it."""
+    return f"stdio:{os.path.abspath(path)}"
+
+
+def unquote(name: str) -> str:
+    """xorriso quotes names in single quotes and writes an embedded quote as '"'"'."""
+    return name.replace("'\"'\"'", "'")
+
+
+_FILE_LBA = re.compile(r"^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'$")
+
+
+def file_pieces(report: str) -> dict[str, list[tuple[int, int]]]:
+    """xorriso's ``-exec report_lba`` lines: path (no leading slash) -> its data as (byte offset, size)
+    pieces, in extent order."""
+    pieces: dict[str, list[tuple[int, int, int]]] = {}
+    for line in report.splitlines():
+        if m := _FILE_LBA.match(line):
+            xt, lba, _blocks, size, name = m.groups()
+            pieces.setdefault(unquote(name).lstrip("/"), []).append((int(xt), int(lba) * SECTOR, int(size)))
+    return {rel: [(off, size) for _xt, off, size in sorted(parts)] for rel, parts in pieces.items()}
+
+
 def need(tool: str) -> str:
     path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
     if not path:
