@@ -5,17 +5,40 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, cast
 
 from b2ct.errors import B2ctError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
-console = Console(stderr=True, highlight=False)
+
+class _Console:
+    """rich's Console on stderr, made on first use. Importing rich takes about 20 ms, which build-iso
+    and make-usb would otherwise spend before their copy starts: they print only once it runs."""
+
+    _real: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    @property
+    def real(self) -> Console:
+        if self._real is None:
+            from rich.console import Console
+
+            self._real = Console(stderr=True, highlight=False)
+        return self._real
+
+
+console = cast("Console", _Console())
 _depth = 0
+
+
+def rich_console() -> Console:
+    """The Console itself, for rich objects that take one (a Progress keeps it as its live display)."""
+    return cast(_Console, console).real
 
 
 @contextlib.contextmanager
@@ -48,7 +71,7 @@ def byte_progress() -> Progress:
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=console,
+        console=rich_console(),
         transient=True,
         disable=not console.is_terminal,
     )

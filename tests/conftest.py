@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -64,3 +66,15 @@ def edit(path: Path, old: str, new: str) -> int:
     index = text.index(old)
     path.write_text(text.replace(old, new, 1))
     return text[:index].count("\n") + 1 + old[: len(old) - len(old.lstrip("\n"))].count("\n")
+
+
+def processes_naming(text: str) -> list[int]:
+    """Pids (other than this one) whose command line contains ``text``: a path unique to one test, so a
+    test finds and cleans up only what it started."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if text.encode() in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+    return found

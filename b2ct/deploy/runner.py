@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import tempfile
@@ -156,11 +157,12 @@ def _resolve_inventory(inventory: str | Path) -> tuple[Path, Site]:
 
 @contextmanager
 def _cancel_on_sigterm(flag: threading.Event) -> Iterator[None]:
-    """SIGTERM (and Ctrl-C) ask ansible-runner to stop its child; the run then ends as 'canceled'."""
+    """SIGTERM, SIGHUP (a dropped ssh session) and Ctrl-C ask ansible-runner to stop its child; the run
+    then ends as 'canceled'."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
 
     def handler(signum: int, frame: object) -> None:
         flag.set()
@@ -172,6 +174,29 @@ def _cancel_on_sigterm(flag: threading.Event) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _ended_with_us(private: Path) -> dict[str, str]:
+    """A PATH whose ansible-playbook gets SIGTERM when the thread that started it dies.
+
+    ansible-runner starts ansible-playbook on a pty, in a session of its own, with SIGHUP ignored: when
+    b2ct is killed outright (SIGKILL, the OOM killer) nothing stops it, and it spins on the closed pty
+    for good. setpriv's parent-death signal ties its life to ours. Without setpriv, or where the
+    temporary directory is mounted noexec: PATH unchanged.
+    """
+    path = os.environ.get("PATH", os.defpath)
+    real, setpriv = shutil.which("ansible-playbook", path=path), shutil.which("setpriv")
+    if real is None or setpriv is None:
+        return {}
+    bindir = private / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "ansible-playbook"
+    argv = shlex.join([setpriv, "--pdeathsig", "TERM", "--", real])
+    wrapper.write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
+    wrapper.chmod(0o755)
+    if not os.access(wrapper, os.X_OK):  # a temporary directory mounted noexec
+        return {}
+    return {"PATH": f"{bindir}{os.pathsep}{path}"}
 
 
 def run(
@@ -234,6 +259,7 @@ def run(
     start = time.monotonic()
     private = Path(tempfile.mkdtemp(prefix="b2ct-deploy-"))
     try:
+        env.update(_ended_with_us(private))
         with _cancel_on_sigterm(cancel):
             r = ansible_runner.run(
                 private_data_dir=str(private),

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from b2ct.deploy import DeployResult, run
+from tests.conftest import processes_naming
 from tests.lab_plugin import make_lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
@@ -78,6 +79,13 @@ def test_interrupted_deploy_then_converges_then_noop(lab) -> None:  # type: igno
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    # ansible-playbook runs in a session of its own (ansible-runner's pty) with SIGHUP ignored: it must
+    # still end with the killed deploy, not spin on for good (it did, for every CI run).
+    deadline = time.monotonic() + 30
+    while left := processes_naming(str(lab.inventory)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the killed deploy left processes behind: {left}")
+        time.sleep(0.5)
 
     first = run(lab.inventory)
     _assert_ok(first)
