@@ -4,9 +4,9 @@ Growing appends a session after the old one and rewrites the first 64 KiB (syste
 descriptors); to do so xorriso reads only the image's metadata: descriptors, directories, path tables,
 the El Torito catalog and the system area, never the data of the large files, which are nearly all of
 the bytes. So xorriso grows a *stand-in*: a sparse file the size of the base that holds everything but
-those large files' data. Its new session goes into the output (while the copy runs, when the session
-lies past the base's end), and its head once the copy is done. The result is byte for byte what growing
-the finished copy gives (tests compare the two), without waiting for the copy first.
+those large files' data. When the plain copy of the base is done, the stand-in's head and new session
+are laid over it. The result is byte for byte what growing the finished copy gives (tests compare the
+two), without waiting for the copy first.
 """
 
 from __future__ import annotations
@@ -90,24 +90,13 @@ def make_stand_in(base: Path, p: Plan, dest: Path) -> None:
             copy_range(fi.fileno(), off, fo.fileno(), off, n)
 
 
-def session_is_past_base(p: Plan) -> bool:
-    """Whether the new session lies wholly past the base's end, where the copy never writes: it can then
-    go into the output while the copy still runs."""
-    return p.nwa >= p.size
-
-
-def lay_session(stand: Path, p: Plan, out: Path) -> None:
-    """Put the new session that growing wrote in ``stand`` into ``out`` at the same offset."""
+def lay_over(stand: Path, p: Plan, out: Path) -> None:
+    """Put what growing wrote in ``stand`` (head and new session) over the finished copy ``out``."""
     end = stand.stat().st_size
-    with stand.open("rb") as fi, out.open("r+b") as fo:
-        copy_range(fi.fileno(), p.nwa, fo.fileno(), p.nwa, end - p.nwa)
-        if end < p.size:  # as growing the copy itself would leave it
-            os.ftruncate(fo.fileno(), end)
-
-
-def lay_head(stand: Path, p: Plan, out: Path) -> None:
-    """Put the head that growing rewrote (system area, volume descriptors) over the finished copy."""
-    if out.stat().st_size < min(p.size, stand.stat().st_size):
+    if out.stat().st_size != p.size:
         raise B2ctError("the copy of the base ISO is incomplete", where=str(out))
     with stand.open("rb") as fi, out.open("r+b") as fo:
-        copy_range(fi.fileno(), 0, fo.fileno(), 0, HEAD)
+        for off, n in ((0, HEAD), (p.nwa, end - p.nwa)):
+            copy_range(fi.fileno(), off, fo.fileno(), off, n)
+        if end < p.size:  # as growing the copy itself would leave it
+            os.ftruncate(fo.fileno(), end)

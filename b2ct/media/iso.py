@@ -355,13 +355,8 @@ def _remaster(
                     tools.run_xorriso_with_progress(
                         cmd, what=str(out), env=env, description=f"writing {out.name}"
                     )
-                    early = grow.session_is_past_base(plan)
-                    if early:
-                        grow.lay_session(stand, plan, tmp)
                     copier.wait(f"copying {base.name}")
-                    if not early:
-                        grow.lay_session(stand, plan, tmp)
-                    grow.lay_head(stand, plan, tmp)
+                    grow.lay_over(stand, plan, tmp)
             else:
                 if growing:
                     copier.wait(f"copying {base.name}")

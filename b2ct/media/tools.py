@@ -9,7 +9,6 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import copy_range
@@ -160,28 +159,17 @@ class BackgroundCopy:
         self.done = 0
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        # Opened (and ``dst`` created empty) before the thread starts: the caller may write past the
-        # copy's end meanwhile, and a later truncating open would wipe that.
-        try:
-            fi = src.open("rb")
-        except OSError as exc:
-            raise B2ctError(f"cannot read: {exc.strerror}", where=str(src)) from None
-        try:
-            fo = dst.open("wb")
-        except OSError as exc:
-            fi.close()
-            raise B2ctError(f"cannot write: {exc.strerror}", where=self.where) from None
-        self._thread = threading.Thread(target=self._run, args=(fi, fo), name="b2ct-copy", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="b2ct-copy", daemon=True)
         self._thread.start()
 
-    def _run(self, fi: BinaryIO, fo: BinaryIO) -> None:
+    def _run(self) -> None:
         def tick(n: int) -> None:
             self.done += n
             if self._stop.is_set():
                 raise InterruptedError("cancelled")
 
         try:
-            with fi, fo:
+            with self.src.open("rb") as fi, self.dst.open("wb") as fo:
                 copy_range(fi.fileno(), 0, fo.fileno(), 0, self.size, tick)
         except BaseException as exc:  # handed to the waiting thread
             self._error = exc
