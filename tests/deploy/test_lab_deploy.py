@@ -80,7 +80,7 @@ def test_interrupted_deploy_then_converges_then_noop(lab) -> None:  # type: igno
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # ansible-playbook runs in a session of its own (ansible-runner's pty) with SIGHUP ignored: it must
-    # still end with the killed deploy, not spin on for good (it did, for every CI run).
+    # still end with the killed deploy, not spin on for good (one was found doing so after a CI run).
     deadline = time.monotonic() + 30
     while left := processes_naming(str(lab.inventory)):
         if time.monotonic() > deadline:

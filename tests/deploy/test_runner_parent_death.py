@@ -1,7 +1,7 @@
 """A deploy killed outright (SIGKILL, the OOM killer) takes its ansible-playbook with it.
 
 ansible-runner starts ansible-playbook on a pty, in a session of its own, with SIGHUP ignored: nothing
-stops it when b2ct dies. It used to spin on the closed pty for good (CI left one behind per run). Real
+stops it when b2ct dies. One was found spinning on its closed pty long after a CI run. Real
 ansible-playbook on the local connection; the task is a sleeper whose command line names this test's
 temporary directory, so only this test's processes are looked for and cleaned up. The sleeper itself is
 left out of the check: on the local connection it runs in ansible-playbook's process group, not its
