@@ -7,8 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -78,3 +81,19 @@ def processes_naming(text: str) -> list[int]:
                 if text.encode() in (d / "cmdline").read_bytes():
                     found.append(int(d.name))
     return found
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, predicate: Callable[[], T], timeout: float, interval: float = 1.0) -> T:
+    """Poll ``predicate`` until it gives something true, and return that; fail naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from b2ct.deploy import DeployResult, run
-from tests.conftest import processes_naming
+from tests.conftest import processes_naming, wait_for
 from tests.lab_plugin import make_lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
@@ -81,11 +81,9 @@ def test_interrupted_deploy_then_converges_then_noop(lab) -> None:  # type: igno
         proc.wait()
     # ansible-playbook runs in a session of its own (ansible-runner's pty) with SIGHUP ignored: it must
     # still end with the killed deploy, not spin on for good (one was found doing so after a CI run).
-    deadline = time.monotonic() + 30
-    while left := processes_naming(str(lab.inventory)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"the killed deploy left processes behind: {left}")
-        time.sleep(0.5)
+    wait_for(
+        "the killed deploy's processes to end", lambda: not processes_naming(str(lab.inventory)), 30, 0.5
+    )
 
     first = run(lab.inventory)
     _assert_ok(first)

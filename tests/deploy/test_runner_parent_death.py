@@ -15,23 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from b2ct.deploy import runner
-from tests.conftest import processes_naming
-
-
-def _wait_for(what: str, cond, seconds: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not cond():
-        if time.monotonic() > deadline:
-            ps = subprocess.run(["ps", "-eo", "pid,ppid,pgid,sid,stat,args"], capture_output=True, text=True)
-            pytest.fail(f"{what} within {seconds:.0f} s\n{ps.stdout}")
-        time.sleep(0.2)
+from tests.conftest import processes_naming, wait_for
 
 
 def test_killed_deploy_takes_ansible_playbook_with_it(local_site: Path, tmp_path: Path) -> None:
@@ -57,11 +47,11 @@ def test_killed_deploy_takes_ansible_playbook_with_it(local_site: Path, tmp_path
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for("the sleeper task started", lambda: bool(processes_naming(marker)), 120)
+        wait_for("the sleeper task to start", lambda: processes_naming(marker), 120, 0.2)
         assert processes_naming(str(book)), "ansible-playbook should be running the sleeper playbook"
         os.kill(deploy.pid, signal.SIGKILL)  # b2ct only: ansible-playbook is in a session of its own
         deploy.wait()
-        _wait_for("ansible-playbook ended after b2ct was killed", lambda: not processes_naming(str(book)), 20)
+        wait_for("ansible-playbook to end with b2ct", lambda: not processes_naming(str(book)), 20, 0.2)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(deploy.pid, signal.SIGKILL)

@@ -6,7 +6,6 @@ Kept apart from the test so the same steps can be run by hand against a lab (`b2
 from __future__ import annotations
 
 import shlex
-import time
 from typing import Protocol
 
 WRITER = r"""
@@ -56,17 +55,6 @@ def start_writer(lab: LabLike, host: str, target: str, count: int, work: str = "
 
 def written(lab: LabLike, host: str, work: str = "/root/failtest") -> int:
     return int(sh(lab, host, f"wc -l < {work}/manifest 2>/dev/null || echo 0").split()[0])
-
-
-def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def writer_status(lab: LabLike, host: str, work: str = "/root/failtest") -> str:

@@ -12,6 +12,8 @@ import gluster_failover as fo
 import pytest
 import yaml
 
+from tests.conftest import wait_for
+
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,14 +131,14 @@ def test_server_failure_during_writes_loses_nothing(deployed, gl):
     fo.start_writer(lab, "svc2", target, count)
     down = False
     try:
-        fo.wait_for("the writer to get going", lambda: fo.written(lab, "svc2") >= 40, 60)
+        wait_for("the writer to get going", lambda: fo.written(lab, "svc2") >= 40, 60)
         procs = gl.parse_volume_status(fo.sh(lab, "svc1", f"gluster --xml volume status {VOL}"))
         (victim,) = [p for p in procs if p.brick == f"{lab.ip('svc1')}:{BRICK}"]
         assert victim.online and victim.pid > 0
         fo.sh(lab, "svc1", f"kill -9 {victim.pid} && systemctl stop glusterd")
         down = True
         at_failure = fo.written(lab, "svc2")
-        status = fo.wait_for("the writer to finish", lambda: fo.writer_status(lab, "svc2"), 180)
+        status = wait_for("the writer to finish", lambda: fo.writer_status(lab, "svc2"), 180)
         assert status == "ok", status
         assert fo.written(lab, "svc2") == count and at_failure < count  # files were written while down
         pending = gl.parse_heal_info(fo.sh(lab, "svc2", f"gluster --xml volume heal {VOL} info"))
@@ -145,11 +147,11 @@ def test_server_failure_during_writes_loses_nothing(deployed, gl):
     finally:
         if down:
             fo.sh(lab, "svc1", "systemctl start glusterd")
-    fo.wait_for("glusterd", lambda: lab.ssh("svc1", "gluster --xml volume status").returncode == 0, 60)
+    wait_for("glusterd", lambda: lab.ssh("svc1", "gluster --xml volume status").returncode == 0, 60)
     fo.sh(lab, "svc1", f"gluster volume start {VOL} force")  # restarts the dead brick if glusterd did not
     # The heal trigger is refused ("Commit failed") until every self-heal daemon has reconnected: retry.
     trigger = f"gluster volume heal {VOL}"
-    fo.wait_for("the heal to launch", lambda: lab.ssh("svc1", trigger).returncode == 0, 90, 3)
+    wait_for("the heal to launch", lambda: lab.ssh("svc1", trigger).returncode == 0, 90, 3)
 
     start = time.monotonic()
 
@@ -157,7 +159,7 @@ def test_server_failure_during_writes_loses_nothing(deployed, gl):
         info = gl.parse_heal_info(fo.sh(lab, "svc1", f"gluster --xml volume heal {VOL} info"))
         return len(info) == 2 and all(n == 0 for n in info.values())
 
-    fo.wait_for("heal entries to reach 0", healed, 300, 2)
+    wait_for("heal entries to reach 0", healed, 300, 2)
     print(f"healed in {time.monotonic() - start:.1f}s")
 
     expected = fo.manifest(lab, "svc2")

@@ -17,6 +17,7 @@ import yaml
 
 from b2ct.lab.core import Lab
 from b2ct.lab.state import LabState, alive
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -75,14 +76,6 @@ def leftovers(snap: dict[str, Any]) -> list[str]:
     if Path(snap["dir"]).exists():
         left.append(f"dir {snap['dir']}")
     return left
-
-
-def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 # -- the shared default lab ----------------------------------------------------------------------------
@@ -294,7 +287,7 @@ def test_killed_up_then_down_removes_everything(moment):
                 return any(r.kind == "veth" for r in st.resources)
             return any(r.kind == "process" and r.status == "created" for r in st.resources)
 
-        wait_for(reached, 120, f"lab up to reach {moment}")
+        wait_for(f"lab up to reach {moment}", reached, 120, 0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if moment == "booting":
@@ -322,7 +315,7 @@ def test_sigterm_during_up_cleans_up_by_itself():
             st = LabState.load(lab.name) if lab.exists() else None
             return st is not None and any(r.kind == "process" and r.status == "created" for r in st.resources)
 
-        wait_for(booting, 120, "lab up to start booting")
+        wait_for("lab up to start booting", booting, 120, 0.1)
         snap = snapshot(lab.name)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
