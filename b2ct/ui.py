@@ -11,7 +11,7 @@ from b2ct.errors import B2ctError
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import Progress, ProgressColumn
 
 
 class _Console:
@@ -36,11 +36,6 @@ console = cast("Console", _Console())
 _depth = 0
 
 
-def rich_console() -> Console:
-    """The Console itself, for rich objects that take one (a Progress keeps it as its live display)."""
-    return cast(_Console, console).real
-
-
 @contextlib.contextmanager
 def step(title: str) -> Iterator[None]:
     """Print ``title``, run the block, then print how long it took, indented by nesting depth."""
@@ -61,20 +56,28 @@ def step(title: str) -> Iterator[None]:
     console.print(f"{indent}  [green]✓[/green] [dim]{title} ({time.monotonic() - start:.1f}s)[/dim]")
 
 
-def byte_progress() -> Progress:
-    """A transient bar for copies measured in bytes (size, speed); silent when stderr is not a terminal."""
+def progress_bar(*columns: ProgressColumn) -> Progress:
+    """A transient bar on stderr: the task's description, the bar, then ``columns``; silent when stderr
+    is not a terminal."""
     # Imported here: commands that never show a bar start faster (media commands start copying at once).
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
+    real = cast(_Console, console).real  # a Progress keeps its console as the live display
     return Progress(
         TextColumn("  {task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=rich_console(),
+        *columns,
+        console=real,
         transient=True,
-        disable=not console.is_terminal,
+        disable=not real.is_terminal,
     )
+
+
+def byte_progress() -> Progress:
+    """A bar for copies measured in bytes (size, speed)."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    return progress_bar(DownloadColumn(), TransferSpeedColumn())
 
 
 def info(message: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import copy_range
-from b2ct.ui import byte_progress, console, rich_console
+from b2ct.ui import byte_progress, progress_bar
 
 # Which Debian package provides each tool: the hint when it is missing.
 PACKAGES = {
@@ -96,19 +96,11 @@ def run_xorriso_with_progress(
     cmd: Sequence[str | os.PathLike], *, what: str, env: dict[str, str], description: str
 ) -> None:
     """Run xorriso, turning its ``UPDATE : NN% done`` lines into a progress bar on stderr."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import TextColumn, TimeRemainingColumn
 
     args = [need("xorriso"), *[str(c) for c in cmd[1:]]]
     tail: list[str] = []
-    with Progress(
-        TextColumn("  {task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=rich_console(),
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with progress_bar(TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()) as progress:
         task = progress.add_task(description, total=100)
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         assert proc.stderr is not None
