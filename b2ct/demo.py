@@ -1,7 +1,8 @@
 """`b2ct demo`: the whole job end to end on the embedded default site, the lab.
 
-lab up → inventory check → kickstarts (+ media plan) → deploy → re-deploy (must change nothing) → check
-→ lab down. It is what a newcomer runs first and what the README's first command does.
+kickstarts (+ media plan) → lab up → inventory check → deploy → re-deploy (must change nothing) → cloud
+objects (and again: must change nothing) → Belle II image and template → one VM per cluster, kept
+RUNNING → check → lab down. It is what a newcomer runs first and what the README's first command does.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import signal
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import typer
 
@@ -24,6 +26,10 @@ EXAMPLE = ROOT / "inventory" / "example"
 LAB_EXPECTED_FAILS = frozenset({"kvm"})
 
 
+def _vm_line(v: Any) -> str:
+    return f"VM {v.id} RUNNING on {v.host} (cluster {v.cluster}), {v.seconds:.1f}s after instantiate"
+
+
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # the finally below takes the lab down
 
@@ -35,8 +41,11 @@ def run_demo(name: str, keep: bool, redeploy: bool, out: Path) -> int:
     from b2ct.deploy.progress import summary_table
     from b2ct.kickstart import render, write
     from b2ct.lab.core import Lab
+    from b2ct.opennebula import belle2, client
+    from b2ct.opennebula.reconcile import apply_site
 
     problems: list[str] = []
+    running: list[belle2.SmokeVM] = []
     lab = Lab(name)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
@@ -72,6 +81,27 @@ def run_demo(name: str, keep: bool, redeploy: bool, out: Path) -> int:
                         problems.append(f"second deploy changed something: {changed}")
                     else:
                         info("changed=0 on every host")
+            if first.ok:
+                with step("cloud objects on the real oned (b2ct cloud apply)"):
+                    endpoint, changes = apply_site(site, inventory)
+                    for c in changes:
+                        info(str(c))
+                    again = apply_site(site, inventory)[1]
+                    if again:
+                        problems.append(f"second cloud apply changed {len(again)} object(s): {again[0]}")
+                    else:
+                        info(f"{len(changes)} change(s), then none on the second apply ({endpoint})")
+                with step("Belle II image and template (b2ct vm register)"):
+                    one = client.connect(endpoint, client.session_for(site, inventory, None))
+                    for line in belle2.register(one, endpoint, site) or ["no change"]:
+                        info(line)
+                with step("a VM in each cluster (b2ct vm smoke --keep)"):
+                    try:
+                        running = belle2.smoke(one, endpoint, site.opennebula.belle2.template_name, keep=True)
+                    except B2ctError as exc:
+                        problems.append(f"vm smoke: {exc.message}")
+                    for v in running:
+                        info(_vm_line(v))
             with step("check every host"):
                 report = check_runner.run(site, inventory, None, check_runner.Options())
                 console.print(check_render.table(report))
@@ -87,6 +117,10 @@ def run_demo(name: str, keep: bool, redeploy: bool, out: Path) -> int:
                 )
                 if expected:
                     info(f"expected in the lab (no KVM here, QEMU emulation only): {', '.join(expected)}")
+                for host in report.hosts:
+                    for c in host.checks:
+                        if c.check == "opennebula" and c.status.value != "pass":
+                            problems.append(f"{host.name}: opennebula {c.status.value}: {c.reason}")
     finally:
         signal.signal(signal.SIGTERM, previous)
         if keep and lab.exists():
@@ -98,9 +132,13 @@ def run_demo(name: str, keep: bool, redeploy: bool, out: Path) -> int:
         for p in problems:
             console.print(f"[red]✗[/red] {p}")
         return 1
+    for v in running:
+        console.print(
+            f"VM {v.id} RUNNING on {v.host} (cluster {v.cluster}), {v.seconds:.1f}s after instantiate"
+        )
     console.print(
-        "[green]demo complete: kickstarts valid, site converged, re-deploy changed nothing, "
-        "checks pass[/green]"
+        "[green]demo complete: kickstarts valid, site converged, re-deploy changed nothing, cloud objects "
+        "in place, a VM RUNNING in each cluster, checks pass[/green]"
     )
     return 0
 

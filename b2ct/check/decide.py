@@ -49,6 +49,7 @@ class OneHost:
     state: int  # oned's HOST_STATES number
     cluster: str = ""
     error: str = ""  # the host template's ERROR: oned's last monitoring failure
+    running_vms: int | None = None  # HOST_SHARE/RUNNING_VMS (None: not reported)
 
 
 @dataclass(frozen=True)
@@ -450,7 +451,12 @@ def opennebula(name: str, f: OneFacts) -> CheckResult:
     if state in ("MONITORED", "MONITORING_MONITORED"):
         # MONITORING_MONITORED: a monitored host in the middle of its next monitoring cycle
         by = f"OpenNebula {f.version}" if f.version else "OpenNebula"
-        return passed(cid, f"MONITORED by {by} ({where})")
+        vms = (
+            ""
+            if h.running_vms is None
+            else f", {h.running_vms} VM{'' if h.running_vms == 1 else 's'} running"
+        )
+        return passed(cid, f"MONITORED by {by} ({where}{vms})")
     if state in ("INIT", "MONITORING_INIT"):
         return warned(
             cid,

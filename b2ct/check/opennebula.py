@@ -94,7 +94,15 @@ def _ask(endpoint: str, session: str, source: str) -> OneFacts:
     hosts = {}
     for h in pool.HOST:
         error = str(client.template_dict(h).get("ERROR", "") or "")
-        hosts[str(h.NAME)] = OneHost(int(h.ID), int(h.STATE), str(h.CLUSTER or ""), error)
+        share = getattr(h, "HOST_SHARE", None)
+        running = getattr(share, "RUNNING_VMS", None) if share is not None else None
+        hosts[str(h.NAME)] = OneHost(
+            int(h.ID),
+            int(h.STATE),
+            str(h.CLUSTER or ""),
+            error,
+            int(running) if running is not None else None,
+        )
     return OneFacts(endpoint, hosts=hosts, version=version)
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from b2ct.check import decide, opennebula, script, smoke
 from b2ct.check.capabilities import parse as parse_capabilities
-from b2ct.check.connect import Connection, ansible_view, connection, select
 from b2ct.check.expect import HostExpect, expectations
 from b2ct.check.model import CheckResult, HostReport, Report, Status, failed, warned
+from b2ct.connection import Connection, ansible_view, connection, select
 from b2ct.inventory.model import Site
 
 SSH_UNREACHABLE = 255

@@ -35,6 +35,15 @@ from b2ct.inventory.yamlsrc import LineDict, LineList, load_yaml, where
 INVENTORY_FILES = ("hosts.yml", "hosts.yaml", "inventory.yml", "inventory.yaml")
 CLASS_GROUPS = ("service", "worker")
 OPENNEBULA_VERSIONS = ("6.8", "6.10", "7.0")
+# Front-end components besides oned and its scheduler, by version, as upstream's install guides list them
+# (7.0 dropped the Ruby Sunstone). The opennebula_frontend role holds the same table.
+OPENNEBULA_COMPONENTS = {
+    "6.8": ("sunstone", "fireedge", "gate", "flow"),
+    "6.10": ("sunstone", "fireedge", "gate", "flow"),
+    "7.0": ("fireedge", "gate", "flow"),
+}
+# oned's information and virtualization drivers for KVM hosts (oned.conf/monitord.conf IM_MAD, VM_MAD).
+OPENNEBULA_HYPERVISORS = ("kvm", "qemu")
 NETWORK_NAMES = ("private", "public")
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -286,6 +295,51 @@ def _one_mirror(v: Val) -> str:
     return url.rstrip("/")
 
 
+def _one_mirror_gpgkey(v: Val) -> str:
+    key = _str(v, "b2ct_opennebula_mirror_gpgkey").strip()
+    if not (
+        _MIRROR_URL.match(key)
+        or key.startswith("/")
+        or key.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    ):
+        _fail(
+            "b2ct_opennebula_mirror_gpgkey is not a URL, an absolute path or an ASCII-armored public key",
+            v.at,
+            hint="the key that signs the mirror, e.g. http://mirror.example.org/opennebula/repo.key",
+        )
+    return key
+
+
+def _one_hypervisor(v: Val) -> str:
+    value = _str(v, "b2ct_opennebula_hypervisor")
+    if value not in OPENNEBULA_HYPERVISORS:
+        _fail(
+            f"b2ct_opennebula_hypervisor {value!r} is not one of {', '.join(OPENNEBULA_HYPERVISORS)}",
+            v.at,
+            hint="kvm on hardware hypervisors; qemu (emulation) only where /dev/kvm is missing",
+        )
+    return value
+
+
+def _one_components(v: Val) -> tuple[str, ...]:
+    items = _list(v, "b2ct_opennebula_components")
+    known = sorted({c for cs in OPENNEBULA_COMPONENTS.values() for c in cs})
+    out: list[str] = []
+    for i, item in enumerate(items):
+        at = where(items, i) or v.at
+        name = _str(Val(item, at), f"b2ct_opennebula_components[{i}]")
+        if name not in known:
+            _fail(
+                f"b2ct_opennebula_components[{i}]: unknown component {name!r}{_suggest(name, known)}",
+                at,
+                hint="components: " + ", ".join(known),
+            )
+        if name in out:
+            _fail(f"b2ct_opennebula_components[{i}]: {name} is listed twice", at)
+        out.append(name)
+    return tuple(out)
+
+
 def _one_endpoint(v: Val) -> str:
     url = _str(v, "b2ct_opennebula_endpoint")
     if not _HTTP_URL.match(url):
@@ -459,6 +513,19 @@ SITE_SETTINGS: dict[str, Setting] = {
     ),
     "b2ct_opennebula_mirror": Setting(
         _one_mirror, "Base URL of the site's OpenNebula mirror (default: upstream downloads)."
+    ),
+    "b2ct_opennebula_mirror_gpgkey": Setting(
+        _one_mirror_gpgkey,
+        "Key that signs the mirror: URL, absolute path or ASCII-armored block (default: upstream's key).",
+    ),
+    "b2ct_opennebula_hypervisor": Setting(
+        _one_hypervisor,
+        "Drivers the hosts are registered with: `kvm` (default) or `qemu` (emulation, hosts without KVM).",
+    ),
+    "b2ct_opennebula_components": Setting(
+        _one_components,
+        "Front-end components besides oned: sunstone, fireedge, gate, flow (default: upstream's list for "
+        "the version; 7.0 has no sunstone).",
     ),
     "b2ct_opennebula_endpoint": Setting(
         _one_endpoint, "OpenNebula XML-RPC endpoint (default `http://<front-end>:2633/RPC2`)."
@@ -708,6 +775,14 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
     if release.family == "el" and "baseos" not in repos:
         at = vars["b2ct_repos"].at if "b2ct_repos" in vars else vars["b2ct_os_release"].at
         _fail(f"b2ct_repos needs a 'baseos' URL: {release.name} hosts install from it", at)
+    version = values.get("b2ct_opennebula_version", "6.10")
+    for component in values.get("b2ct_opennebula_components", ()):
+        if component not in OPENNEBULA_COMPONENTS[version]:
+            _fail(
+                f"b2ct_opennebula_components: OpenNebula {version} has no {component}",
+                vars["b2ct_opennebula_components"].at,
+                hint=f"{version} ships " + ", ".join(OPENNEBULA_COMPONENTS[version]),
+            )
     if "b2ct_root_password_hash" not in values and not values.get("b2ct_ssh_keys"):
         _fail("give b2ct_root_password_hash or b2ct_ssh_keys: nobody could log in", vars["b2ct_site"].at)
     return Site(
@@ -728,6 +803,9 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
         gluster_allow_root_bricks=values.get("b2ct_gluster_allow_root_bricks", False),
         opennebula=OpenNebulaSettings(
             mirror=values.get("b2ct_opennebula_mirror", ""),
+            mirror_gpgkey=values.get("b2ct_opennebula_mirror_gpgkey", ""),
+            hypervisor=values.get("b2ct_opennebula_hypervisor", "kvm"),
+            components=values.get("b2ct_opennebula_components"),
             endpoint=values.get("b2ct_opennebula_endpoint"),
             vnets=values.get("b2ct_opennebula_vnets", ()),
             belle2=values.get("b2ct_belle2", Belle2()),

@@ -160,6 +160,9 @@ class Rocci:
 @dataclass(frozen=True)
 class OpenNebulaSettings:
     mirror: str = ""  # empty: upstream downloads
+    mirror_gpgkey: str = ""  # empty: upstream's repository key
+    hypervisor: str = "kvm"  # the hosts' IM/VM drivers: kvm, or qemu (emulation, where there is no KVM)
+    components: tuple[str, ...] | None = None  # front-end components; None: upstream's list
     endpoint: str | None = None  # None: http://<front-end>:2633/RPC2
     vnets: tuple[OpenNebulaVnet, ...] = ()
     belle2: Belle2 = field(default_factory=Belle2)

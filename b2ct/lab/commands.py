@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import typer
 
@@ -41,6 +42,17 @@ def up(
         "--bare",
         help="Hosts without the roles' packages: the first deploy installs them from a local repository.",
     ),
+    opennebula_repo: Path | None = typer.Option(
+        None,
+        "--opennebula-repo",
+        help="OpenNebula apt repository (flat: *.deb and Packages) the lab serves as its site mirror "
+        "[default: $B2CT_OPENNEBULA_REPO, else ../shared/opennebula/repo-6.10 beside the checkout].",
+    ),
+    opennebula: bool = typer.Option(
+        True,
+        "--opennebula/--no-opennebula",
+        help="Serve OpenNebula's repository (without: the roles skip it).",
+    ),
 ) -> None:
     """Start the lab's hosts and write its inventory; prints the inventory path on stdout."""
     from b2ct.lab.core import Lab, plan_hosts
@@ -51,7 +63,14 @@ def up(
     # Only kill -9 skips that; `lab down` then works from the state file.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        lab = Lab(name).up(specs, keep_on_failure=keep_on_failure, rebuild_image=rebuild_image, bare=bare)
+        lab = Lab(name).up(
+            specs,
+            keep_on_failure=keep_on_failure,
+            rebuild_image=rebuild_image,
+            bare=bare,
+            opennebula=opennebula,
+            opennebula_repo=opennebula_repo,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(lab.inventory)

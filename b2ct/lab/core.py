@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import yaml
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_write
-from b2ct.lab import image, net
+from b2ct.lab import guest, image, mirror, net
 from b2ct.lab.state import STATE_ROOT, LabState, Resource, alive, all_labs, lab_dir, locked, proc_start_time
 from b2ct.ui import info, step
 
@@ -327,18 +328,28 @@ class Lab:
         keep_on_failure: bool = False,
         rebuild_image: bool = False,
         bare: bool = False,
+        opennebula: bool = True,
+        opennebula_repo: Path | None = None,
     ) -> Lab:
         """Build (or reuse) the base image, start the hosts, wait for sshd, write the inventory.
 
         ``bare``: hosts without the roles' packages, which the first deploy installs from a local
-        repository in the image (slower, but the install path of a site's first deploy)."""
+        repository in the image (slower, but the install path of a site's first deploy).
+        ``opennebula``: serve OpenNebula's apt repository (``opennebula_repo``, default
+        ``mirror.default_repo()``) from the lab's gateway as a site mirror, and point the inventory
+        at it; without it the inventory tells the roles to skip OpenNebula's packages and services."""
         specs = list(specs or plan_hosts())
         if os.geteuid() != 0:
             raise B2ctError("the lab needs root (network namespaces, loop devices, mounts)")
         for tool in ("systemd-nspawn", "ip", "losetup", "ssh", "ssh-keygen", "nsenter", "openssl"):
             if shutil.which(tool) is None:
                 raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
-        base = image.ensure_image(rebuild=rebuild_image, bare=bare)
+        repo = (opennebula_repo or mirror.default_repo()) if opennebula else None
+        if repo is not None:
+            # Bad input fails here, before an image is built or anything is created.
+            mirror.repo_version(repo)
+            mirror.check_tools()
+        base = image.ensure_image(rebuild=rebuild_image, bare=bare, opennebula_repo=repo)
         with locked(STATE_ROOT / ".slots.lock"):
             existing = LabState.load(self.name)
             if existing is not None:
@@ -360,7 +371,7 @@ class Lab:
             with step(
                 f"lab {self.name}: {len(specs)} hosts on slot {st.slot} ({PRIVATE_NET}.{st.slot}.0/24)"
             ):
-                self._up(st, specs, base / "rootfs")
+                self._up(st, specs, base / "rootfs", repo)
         except BaseException:
             if keep_on_failure:
                 info(f"[yellow]lab {self.name} kept; `b2ct lab down --name {self.name}` removes it[/yellow]")
@@ -371,7 +382,7 @@ class Lab:
             raise
         return self
 
-    def _up(self, st: LabState, specs: list[HostSpec], lower: Path) -> None:
+    def _up(self, st: LabState, specs: list[HostSpec], lower: Path, repo: Path | None) -> None:
         s = st.slot
         services = [sp for sp in specs if sp.kind == "service"]
         with step("keys and networks"):
@@ -396,6 +407,9 @@ class Lab:
                 prefix = PRIVATE_NET if which == "private" else PUBLIC_NET
                 self._bridge(st, br, f"{prefix}.{s}.{HOST_OCTET}/24")
             self._gateway(st, bridges)
+        if repo is not None:
+            with step("OpenNebula mirror on the lab gateway"):
+                self._mirror(st, repo)
         hosts: dict[str, dict[str, Any]] = {}
         for sp in specs:
             groups = [sp.kind]
@@ -493,6 +507,40 @@ class Lab:
         st.outsider = {"netns": out, "ip": f"{OUTSIDE_NET}.{s}.2", "gateway_netns": gw}
         st.save()
 
+    def _mirror(self, st: LabState, repo: Path) -> None:
+        """Lay out and sign the repository (b2ct/lab/mirror.py), then serve it over HTTP on port 80 of
+        the gateway namespace: the hosts reach it at their gateway's address, as a site's mirror."""
+        dest = self.dir / "mirror"
+        base_url = f"http://{PRIVATE_NET}.{st.slot}.{GW_OCTET}"
+        found = mirror.build(repo, dest, image.SUITE, base_url)
+        (dest / "images").mkdir()
+        guest.write_image(dest / "images" / "b2ct-lab-guest.qcow2")
+        log = self.dir / "mirror.log"
+        res = st.intend("process", "service:mirror")
+        # nsenter execs the server in the namespace: the pid we record is the server's own.
+        proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{st.outsider['gateway_netns']}",
+             sys.executable, "-m", "b2ct.lab.httpd", str(dest), "0.0.0.0", "80", str(log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(log, "ab"),  # noqa: SIM115
+            start_new_session=True, text=True,
+        )  # fmt: skip
+        st.created_(res, pid=proc.pid, start=proc_start_time(proc.pid))
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()  # the server prints its port once it listens
+        proc.stdout.close()
+        if not port.isdigit():
+            raise B2ctError(f"the lab's HTTP server did not start: {_tail(log)}", where=log)
+        st.services["mirror"] = {
+            "url": base_url,
+            "opennebula_repo": found.repo_url,
+            "opennebula_key": found.key_url,
+            "opennebula_version": found.version,
+            "guest_image": f"{base_url}/images/b2ct-lab-guest.qcow2",
+            "source": str(repo),
+            "root": str(dest),
+        }
+        st.save()
+
     def _prepare_host(
         self, st: LabState, name: str, h: dict[str, Any], lower: Path, bridges: dict[str, str]
     ) -> None:
@@ -544,12 +592,19 @@ class Lab:
         # would mislead Ansible facts and the roles. Early in boot, a sysfs mounted from inside the
         # host's namespace replaces the network part of /sys.
         units = root / "etc/systemd/system"
-        (units / "b2ct-lab-sysfs.service").write_text(_SYSFS_UNIT)
         wants = units / "sysinit.target.wants"
         wants.mkdir(parents=True, exist_ok=True)
-        link = wants / "b2ct-lab-sysfs.service"
-        if not link.is_symlink():
-            link.symlink_to("/etc/systemd/system/b2ct-lab-sysfs.service")
+        script = root / "usr/local/sbin/b2ct-lab-cgroups"
+        script.write_text(_CGROUPS_SCRIPT)
+        script.chmod(0o755)
+        for unit, text in (
+            ("b2ct-lab-sysfs.service", _SYSFS_UNIT),
+            ("b2ct-lab-cgroups.service", _CGROUPS_UNIT),
+        ):
+            (units / unit).write_text(text)
+            link = wants / unit
+            if not link.is_symlink():
+                link.symlink_to(f"/etc/systemd/system/{unit}")
         # systemd-networkd, matched by MAC like a real site's NICs; the kvm_host role can replace these
         # files with a bridge (.netdev) that enslaves the same MAC.
         netdir = root / "etc/systemd/network"
@@ -615,9 +670,9 @@ class Lab:
         h["nspawn_pid"] = proc.pid
         st.save()
 
-    def _wait_init(self, st: LabState) -> None:
+    def _wait_init(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + 30
-        pending = dict(st.hosts)
+        pending = {n: st.hosts[n] for n in (names or st.hosts)}
         while pending:
             for name, h in list(pending.items()):
                 pid = _container_init(int(h["nspawn_pid"]))
@@ -635,10 +690,10 @@ class Lab:
             time.sleep(0.1)
         st.save()
 
-    def _wait_ssh(self, st: LabState) -> None:
+    def _wait_ssh(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT
         self._write_known_hosts(st)
-        pending = set(st.hosts)
+        pending = set(names or st.hosts)
         running: dict[str, subprocess.Popen[bytes]] = {}
         while pending:
             for name in sorted(pending):
@@ -742,14 +797,8 @@ class Lab:
                 "upstream_proxy": "",
                 "stratum1_urls": ["http://cvmfs-stratum-one.cern.ch:8000/cvmfs"],
             },
-            # Lab hosts have no OpenNebula repository (not in Debian, no network): the roles configure
-            # everything around the packages (database, oned.conf, libvirt, ssh trust) and say what they
-            # skipped.
-            "opennebula_frontend_install_packages": False,
-            "opennebula_node_install_packages": False,
-            # Containers cannot create cgroups for guests: libvirt must not try (smoke domains boot).
-            "kvm_host_libvirt_cgroup_controllers": [],
         }
+        all_doc.update(self._opennebula_settings(st))
         inv = self.inventory
         (inv / "group_vars").mkdir(parents=True, exist_ok=True)
         head = f"# Written by `b2ct lab up` for lab {self.name!r} (slot {s}); removed by `b2ct lab down`.\n"
@@ -772,6 +821,84 @@ class Lab:
         }
         atomic_write(self.dir / "lab.json", json.dumps(meta, indent=1) + "\n")
 
+    def _opennebula_settings(self, st: LabState) -> dict[str, Any]:
+        """The inventory's OpenNebula settings for this lab: its mirror, QEMU emulation (no KVM here),
+        the front-end components the mirror has (Sunstone and FireEdge cannot be built offline), and a
+        guest small enough for emulation, served by the lab as a site serves its images."""
+        served = st.services.get("mirror")
+        if not served:
+            # No repository: the roles configure everything around OpenNebula's packages (database,
+            # oned.conf, libvirt, ssh trust) and say what they skipped.
+            return {"opennebula_frontend_install_packages": False, "opennebula_node_install_packages": False}
+        return {
+            "b2ct_opennebula_version": served["opennebula_version"],
+            "b2ct_opennebula_mirror": served["opennebula_repo"],
+            "b2ct_opennebula_mirror_gpgkey": served["opennebula_key"],
+            "b2ct_opennebula_hypervisor": "qemu",
+            "b2ct_opennebula_components": ["gate", "flow"],
+            "b2ct_belle2": {
+                "image_url": served["guest_image"],
+                "image_name": "b2ct-lab-guest",
+                "template_name": "belle2-worker",
+                "cpu": 0.1,
+                "vcpu": 1,
+                "memory_mb": 64,
+            },
+        }
+
+    # -- power -----------------------------------------------------------------------------------------
+    def power_off(self, host: str, *, hard: bool = False) -> None:
+        """Stop one host: a clean systemd poweroff, or with ``hard`` a power cut (its whole pid namespace
+        killed at once, nothing written back). Its disk, overlay and network namespace stay, so
+        ``power_on`` boots it again as it was left; the links its own kernel state made (bridges, VM
+        taps) go, as on a real power cycle."""
+        with locked(self.dir / ".down.lock"):
+            self.host(host)  # a clear error for an unknown host
+            st = self.state()
+            h = st.hosts[host]
+            init = (int(h.get("init_pid", 0)), int(h.get("init_start", 0)))
+            nspawn = (int(h.get("nspawn_pid", 0)), proc_start_time(int(h.get("nspawn_pid", 0))))
+            if not alive(*init):
+                return
+            ns = _pidns(init[0])
+            _kill(init[0], signal.SIGKILL if hard else signal.SIGRTMIN + 4)
+            deadline = time.monotonic() + (10 if hard else POWEROFF_WAIT + 30)
+            while time.monotonic() < deadline and (alive(*init) or _pidns_members(ns)):
+                _reap(nspawn[0])
+                time.sleep(0.1)
+            if alive(*init):
+                _kill(init[0], signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (alive(*nspawn) or _pidns_members(ns)):
+                _reap(nspawn[0])
+                time.sleep(0.1)
+            if alive(*nspawn) or _pidns_members(ns):
+                raise B2ctError(f"lab host {host} did not stop", hint=f"b2ct lab down --name {self.name}")
+            _reap(nspawn[0])
+            for r in list(st.resources):
+                if r.kind == "process" and r.id in (f"nspawn:{host}", f"init:{host}"):
+                    st.forget(r)
+            h.pop("init_pid", None)
+            h.pop("init_start", None)
+            st.save()
+            keep = {"lo", "eth0", "eth1"}
+            links = net.run(["ip", "-n", h["netns"], "-o", "link", "show"], check=False).stdout
+            for line in links.splitlines():
+                name = line.split(":")[1].strip().split("@")[0]
+                if name not in keep:
+                    net.run(["ip", "-n", h["netns"], "link", "delete", name], check=False)
+
+    def power_on(self, host: str) -> None:
+        """Boot a host that ``power_off`` stopped and wait until sshd answers (BOOT_TIMEOUT)."""
+        self.host(host)
+        st = self.state()
+        h = st.hosts[host]
+        if alive(int(h.get("init_pid", 0)), int(h.get("init_start", 0))):
+            return
+        self._boot(st, host, h)
+        self._wait_init(st, [host])
+        self._wait_ssh(st, [host])
+
     # -- down ------------------------------------------------------------------------------------------
     def down(self) -> None:
         """Remove everything the state file records, in reverse order, tolerating what is gone already."""
@@ -787,6 +914,7 @@ class Lab:
             st.phase = "removing"
             st.save()
             errors: list[str] = []
+            self._stop_services(st, errors)
             self._stop_containers(st, errors)
             for res in reversed(list(st.resources)):
                 if res.kind == "process":
@@ -804,8 +932,27 @@ class Lab:
                 )
             self._remove_dir(st)
 
+    def _stop_services(self, st: LabState, errors: list[str]) -> None:
+        """End the site services' processes (the mirror's HTTP server) by their recorded pid."""
+        for r in [r for r in st.resources if r.kind == "process" and r.id.startswith("service:")]:
+            pid, start = int(r.extra.get("pid", 0)), int(r.extra.get("start", 0))
+            if alive(pid, start):
+                _kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while alive(pid, start) and time.monotonic() < deadline:
+                    _reap(pid)
+                    time.sleep(0.05)
+                if alive(pid, start):
+                    _kill(pid, signal.SIGKILL)
+                    time.sleep(0.1)
+            _reap(pid)
+            if alive(pid, start):
+                errors.append(f"{r.id} (pid {pid}) still alive")
+                continue
+            st.forget(r)
+
     def _stop_containers(self, st: LabState, errors: list[str]) -> None:
-        procs = [r for r in st.resources if r.kind == "process"]
+        procs = [r for r in st.resources if r.kind == "process" and not r.id.startswith("service:")]
         roots = {Path(r.id) for r in st.resources if r.kind == "mount"}
         nspawns = {
             (int(r.extra["pid"]), int(r.extra.get("start", 0)))
@@ -971,6 +1118,32 @@ def _remove(res: Resource) -> None:
         else:
             p.unlink(missing_ok=True)
 
+
+# libvirt puts each VM in cgroups of its own (OpenNebula always asks for <cputune><shares>), but
+# systemd-nspawn mounts the cgroup v1 controllers read-only. The container has its own cgroup
+# namespace, so making them writable from inside gives it its own subtree only, never this machine's.
+_CGROUPS_UNIT = """\
+[Unit]
+Description=b2ct lab: this host's own cgroup v1 controllers writable, for libvirt's VMs
+DefaultDependencies=no
+Before=sysinit.target libvirtd.service virtqemud.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/b2ct-lab-cgroups
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+_CGROUPS_SCRIPT = """\
+#!/bin/sh
+# b2ct lab: remount read-only cgroup v1 controllers read-write (see b2ct-lab-cgroups.service).
+awk '$3 == "cgroup" && $4 ~ /(^|,)ro(,|$)/ {print $2}' /proc/self/mounts | while read -r m; do
+    mount -o remount,bind,rw "$m"
+done
+"""
 
 _SYSFS_UNIT = """\
 [Unit]

@@ -1,9 +1,14 @@
 """The lab's base image: a debootstrapped Debian 12 with every package the roles install, built once.
 
-Lab hosts have no internet, so the image is the only package source they have. It is cached under
-/var/cache/b2ct/lab/ keyed by a hash of the suite, the package list and the recipe version; it is built
-into a temporary directory and renamed into place, so a killed build never leaves a half image that a
-later `lab up` would trust.
+Lab hosts have no internet, so the image is their only source of Debian packages. OpenNebula's own
+packages are not in it: the lab serves OpenNebula's repository over HTTP as a site mirror would
+(b2ct/lab/mirror.py), and the roles install them from there. The Debian packages those need (Ruby and
+its gems, genisoimage, jq…) are in the image: installed in the default image, in its local repository
+in the bare one. They are found by asking apt what installing every package of that repository takes.
+
+The image is cached under /var/cache/b2ct/lab/ keyed by a hash of the suite, the package list, the
+OpenNebula repository's index and the recipe version; it is built into a temporary directory and
+renamed into place, so a killed build never leaves a half image that a later `lab up` would trust.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from b2ct.ui import info, step
 
 SUITE = "bookworm"
 # Bump when the configuration steps below change: the cache key changes and images are rebuilt.
-RECIPE_VERSION = "3"
-BARE_RECIPE_VERSION = "1"
+RECIPE_VERSION = "4"
+BARE_RECIPE_VERSION = "2"
 CACHE_DIR = Path(os.environ.get("B2CT_LAB_CACHE", "/var/cache/b2ct/lab"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -65,6 +70,8 @@ _MASKED_UNITS = ["systemd-networkd-wait-online.service"]
 
 # Where the bare image keeps its local repository: the role packages with their dependencies.
 REPO_DIR = "srv/b2ct-debs"
+# Where the OpenNebula repository is bound (read-only) while the image is built.
+ONE_REPO_MOUNT = "/srv/b2ct-opennebula"
 
 
 def package_lists() -> tuple[list[str], list[str]]:
@@ -86,16 +93,25 @@ def package_list() -> list[str]:
     return base + roles
 
 
-def cache_key(packages: list[str] | None = None, bare: bool = False) -> str:
+def cache_key(
+    packages: list[str] | None = None, bare: bool = False, opennebula_repo: Path | None = None
+) -> str:
+    """16 hex digits naming the image: changes with the suite, the recipe, the package lists and the
+    index (``Packages``) of the OpenNebula repository whose dependencies the image carries."""
     packages = sorted(set(packages if packages is not None else package_list()))
     blob = "\n".join([SUITE, RECIPE_VERSION, *packages]).encode()
     if bare:
         blob += f"\nbare {BARE_RECIPE_VERSION}\n".encode() + "\n".join(package_lists()[0]).encode()
+    if opennebula_repo is not None:
+        blob += b"\nopennebula\n" + (opennebula_repo / "Packages").read_bytes()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def image_path(key: str | None = None, bare: bool = False) -> Path:
-    return CACHE_DIR / f"{'bare' if bare else 'base'}-{key or cache_key(bare=bare)}"
+def image_path(key: str | None = None, bare: bool = False, opennebula_repo: Path | None = None) -> Path:
+    return (
+        CACHE_DIR
+        / f"{'bare' if bare else 'base'}-{key or cache_key(bare=bare, opennebula_repo=opennebula_repo)}"
+    )
 
 
 @contextlib.contextmanager
@@ -137,24 +153,40 @@ def _remove_stale_builds() -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _chroot_cmd(root: Path, debs: Path, *cmd: str) -> list[str]:
+def _chroot_cmd(root: Path, debs: Path, *cmd: str, one_repo: Path | None = None) -> list[str]:
     # nspawn (no --boot) gives the package scripts a real /proc, /dev and /sys without us mounting
     # anything in the host's namespace that a killed build could leave behind.
     return [
         "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
         f"--bind={debs}:/var/cache/apt/archives",
+        *([f"--bind-ro={one_repo}:{ONE_REPO_MOUNT}"] if one_repo is not None else []),
         "-E", "DEBIAN_FRONTEND=noninteractive", "-E", "LC_ALL=C.UTF-8",
         *cmd,
     ]  # fmt: skip
 
 
-def ensure_image(rebuild: bool = False, bare: bool = False) -> Path:
+def repo_package_names(repo: Path) -> list[str]:
+    """The names of the packages a flat apt repository's ``Packages`` index lists (Debian policy §5.3).
+
+    Raises B2ctError when the index cannot be read."""
+    try:
+        text = (repo / "Packages").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise B2ctError(
+            f"cannot read the repository index: {exc.strerror}", where=repo / "Packages"
+        ) from None
+    return sorted({m.group(1) for m in re.finditer(r"^Package:\s*(\S+)", text, re.MULTILINE)})
+
+
+def ensure_image(rebuild: bool = False, bare: bool = False, opennebula_repo: Path | None = None) -> Path:
     """Return the cached base image for the current package list, building it first if needed.
 
     ``bare``: the image without the roles' packages, which it carries as a local repository instead.
+    ``opennebula_repo``: a flat apt repository of OpenNebula; the image gets the Debian packages that
+    installing all of it needs (not OpenNebula's own, which the lab's mirror serves).
     """
     packages = package_list()
-    key = cache_key(packages, bare=bare)
+    key = cache_key(packages, bare=bare, opennebula_repo=opennebula_repo)
     target = image_path(key, bare=bare)
     if target.is_dir() and not rebuild:
         return target
@@ -164,11 +196,13 @@ def ensure_image(rebuild: bool = False, bare: bool = False) -> Path:
         _remove_stale_builds()
         kind = "bare image" if bare else "base image"
         with step(f"building lab {kind} {target.name} (Debian {SUITE}, {len(packages)} packages)"):
-            _build(target, packages, key, bare=bare)
+            _build(target, packages, key, bare=bare, opennebula_repo=opennebula_repo)
     return target
 
 
-def _build(target: Path, packages: list[str], key: str, bare: bool = False) -> None:
+def _build(
+    target: Path, packages: list[str], key: str, bare: bool = False, opennebula_repo: Path | None = None
+) -> None:
     for tool in ("debootstrap", "systemd-nspawn"):
         if shutil.which(tool) is None:
             raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
@@ -202,9 +236,28 @@ def _build(target: Path, packages: list[str], key: str, bare: bool = False) -> N
                 _chroot_cmd(root, debs, "apt-get", "install", "-y", "--no-install-recommends", *rest),
                 log, "apt-get install",
             )  # fmt: skip
+        one_deps: list[str] = []
+        if opennebula_repo is not None:
+            with step("what OpenNebula's packages need from Debian"):
+                one_deps = _opennebula_dependencies(root, debs, opennebula_repo, log)
+            if not bare:
+                with step(f"apt-get install {len(one_deps)} packages OpenNebula depends on"):
+                    install = ["apt-get", "install", "-y", "--no-install-recommends", *one_deps]
+                    _run(
+                        _chroot_cmd(root, debs, *install), log, "apt-get install (OpenNebula's dependencies)"
+                    )
         if bare:
-            with step(f"local repository for {len(role_packages)} role packages"):
-                _local_repo(root, debs, role_packages, log)
+            wanted_debs = sorted(set(role_packages) | set(one_deps))
+            with step(f"local repository for {len(wanted_debs)} role and OpenNebula packages"):
+                _local_repo(root, debs, wanted_debs, log)
+        else:
+            # Lab hosts reach no Debian mirror: every Debian package the roles need is installed, and
+            # stale lists of an unreachable source would only make `apt-get update` fail.
+            (root / "etc/apt/sources.list").write_text(
+                "# b2ct lab: no Debian mirror is reachable; every package the roles need is installed\n"
+            )
+            for lists in (root / "var/lib/apt/lists").glob("*_dists_*"):
+                lists.unlink()
         with step("configuring image"):
             _configure(root)
         policy.unlink()
@@ -246,6 +299,30 @@ def _local_repo(root: Path, debs: Path, packages: list[str], log: Path) -> None:
     (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] file:/{REPO_DIR} ./\n")
     # Lists of the local repository only: `apt` state=present finds the packages with no network.
     _run(_chroot_cmd(root, debs, "apt-get", "update"), log, "apt-get update (local repository)")
+
+
+def _opennebula_dependencies(root: Path, debs: Path, repo: Path, log: Path) -> list[str]:
+    """Debian packages (names) that installing every package of ``repo`` needs on this image,
+    Recommends included as apt installs them by default; OpenNebula's own packages excluded."""
+    one = repo_package_names(repo)
+    source = root / "etc/apt/sources.list.d/b2ct-build-opennebula.list"
+    source.write_text(f"deb [trusted=yes] file:{ONE_REPO_MOUNT} ./\n")
+    try:
+        _run(_chroot_cmd(root, debs, "apt-get", "update", one_repo=repo), log, "apt-get update (OpenNebula)")
+        sim = subprocess.run(
+            _chroot_cmd(root, debs, "apt-get", "install", "-y", "--simulate", *one, one_repo=repo),
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    finally:
+        source.unlink()
+        for lists in (root / "var/lib/apt/lists").glob("*b2ct-opennebula*"):
+            lists.unlink()
+    if sim.returncode != 0:
+        raise B2ctError(
+            f"apt cannot install OpenNebula's packages: {(sim.stdout + sim.stderr).strip()[-300:]}",
+            where=repo,
+        )
+    return sorted({m.group(1) for m in _INST.finditer(sim.stdout)} - set(one))
 
 
 _INST = re.compile(r"^Inst (\S+) (?:\[[^]]*\] )?\((\S+) .*\[(\S+)\]\)", re.MULTILINE)

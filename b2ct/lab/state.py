@@ -53,6 +53,8 @@ class LabState:
     created: float = 0.0
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     outsider: dict[str, Any] = field(default_factory=dict)
+    # Site services the lab runs for its hosts, by name (e.g. "mirror": its URLs, as the hosts see them).
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
     resources: list[Resource] = field(default_factory=list)
 
     @property
@@ -74,6 +76,7 @@ class LabState:
             "created": self.created,
             "hosts": self.hosts,
             "outsider": self.outsider,
+            "services": self.services,
             "resources": [r.to_json() for r in self.resources],
         }
         atomic_write(self.path, json.dumps(data, indent=1) + "\n", mode=0o600)
@@ -97,6 +100,7 @@ class LabState:
             created=float(data.get("created", 0)),
             hosts=data.get("hosts", {}),
             outsider=data.get("outsider", {}),
+            services=data.get("services", {}),
             resources=[Resource.from_json(r) for r in data.get("resources", [])],
         )
 

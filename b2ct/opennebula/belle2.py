@@ -4,13 +4,15 @@ CVMFS through the site squid and installs the ssh key; register them and time on
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from b2ct.errors import B2ctError
 from b2ct.inventory import Site
 from b2ct.opennebula.client import api_errors, template_dict
-from b2ct.opennebula.plan import IMAGE_VOLUME, WORKERS
+from b2ct.opennebula.plan import IMAGE_VOLUME, SERVICES, WORKERS
 from b2ct.opennebula.template import render
 
 VM_STATES = {
@@ -85,6 +87,8 @@ def vm_template(site: Site, workers_cluster_id: int | None = None) -> dict[str, 
         "CONTEXT": {
             "NETWORK": "YES",
             "SSH_PUBLIC_KEY": key,
+            # Also as a plain context variable: one-context exports it to the guest's scripts.
+            "CVMFS_HTTP_PROXY": squid_proxies(site),
             "START_SCRIPT_BASE64": base64.b64encode(start_script(site).encode()).decode(),
         },
     }
@@ -143,45 +147,104 @@ def register(one: Any, endpoint: str, site: Site) -> list[str]:
     return changes
 
 
+@dataclass(frozen=True)
+class SmokeVM:
+    """One smoke VM: where it ran and how long oned took from instantiate to RUNNING (seconds)."""
+
+    id: int
+    cluster: str
+    host: str
+    seconds: float
+
+
+def _cluster_ids(one: Any, endpoint: str, names: list[str]) -> dict[str, int]:
+    with api_errors(endpoint, "listing clusters"):
+        have = {c.NAME: int(c.ID) for c in one.clusterpool.info().CLUSTER}
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise B2ctError(
+            f"cluster {missing[0]} does not exist", where=endpoint, hint="run b2ct cloud apply first"
+        )
+    return {n: have[n] for n in names}
+
+
 def smoke(
     one: Any,
     endpoint: str,
     template_name: str,
     *,
+    clusters: tuple[str, ...] = (SERVICES, WORKERS),
     timeout: float = 300.0,
     poll: float = 0.2,
     keep: bool = False,
-) -> tuple[int, float, str]:
-    """Instantiate the template once; return (vm id, seconds until RUNNING, host); terminate unless keep."""
+) -> list[SmokeVM]:
+    """Instantiate the template once per cluster (all at once, each pinned to its cluster with
+    SCHED_REQUIREMENTS) and wait until every VM is RUNNING; terminate them unless ``keep``.
+
+    Returns the VMs in the order of ``clusters``. Raises B2ctError when a VM fails (naming its state
+    and the reason oned logged) or is not RUNNING after ``timeout`` seconds; the VMs made are
+    terminated then too.
+    """
     with api_errors(endpoint, f"finding template {template_name}"):
         tpl = _find(one.templatepool.info(-2, -1, -1), "VMTEMPLATE", template_name)
     if tpl is None:
         raise B2ctError(
             f"template {template_name} is not registered", where=endpoint, hint="run b2ct vm register"
         )
-    start = time.monotonic()
-    with api_errors(endpoint, f"instantiating {template_name}"):
-        vmid = one.template.instantiate(tpl.ID, f"b2ct-smoke-{int(time.time())}", False, "", False)
+    ids = _cluster_ids(one, endpoint, list(clusters))
+    started: dict[int, tuple[str, float]] = {}
+    done: dict[int, SmokeVM] = {}
+    ok = False
     try:
-        while True:
-            with api_errors(endpoint, f"reading VM {vmid}"):
-                vm = one.vm.info(vmid)
-            if vm.STATE == 3 and vm.LCM_STATE == LCM_RUNNING:
-                hist = vm.HISTORY_RECORDS.HISTORY
-                return vmid, time.monotonic() - start, hist[-1].HOSTNAME if hist else "?"
-            if vm.STATE in (6, 7) or vm.LCM_STATE in LCM_FAILURES:
-                raise B2ctError(
-                    f"VM {vmid} failed: state {VM_STATES.get(vm.STATE, vm.STATE)}, lcm state {vm.LCM_STATE}",
-                    where=endpoint,
-                    hint=f"onevm show {vmid}",
-                )
-            if time.monotonic() - start > timeout:
-                raise B2ctError(
-                    f"VM {vmid} not RUNNING after {timeout:.0f}s (state {VM_STATES.get(vm.STATE, vm.STATE)})",
-                    where=endpoint,
-                )
-            time.sleep(poll)
+        for cluster in clusters:
+            extra = render({"SCHED_REQUIREMENTS": f'CLUSTER_ID = "{ids[cluster]}"'})
+            name = f"b2ct-smoke-{cluster}-{int(time.time())}"
+            with api_errors(endpoint, f"instantiating {template_name} in cluster {cluster}"):
+                vmid = int(one.template.instantiate(tpl.ID, name, False, extra, False))
+            started[vmid] = (cluster, time.monotonic())
+        while len(done) < len(started):
+            for vmid, (cluster, t0) in started.items():
+                if vmid in done:
+                    continue
+                with api_errors(endpoint, f"reading VM {vmid}"):
+                    vm = one.vm.info(vmid)
+                if vm.STATE == 3 and vm.LCM_STATE == LCM_RUNNING:
+                    hist = vm.HISTORY_RECORDS.HISTORY
+                    host = str(hist[-1].HOSTNAME) if hist else "?"
+                    done[vmid] = SmokeVM(vmid, cluster, host, time.monotonic() - t0)
+                elif vm.STATE in (6, 7) or vm.LCM_STATE in LCM_FAILURES:
+                    raise B2ctError(
+                        f"VM {vmid} (cluster {cluster}) failed: state {VM_STATES.get(vm.STATE, vm.STATE)}, "
+                        f"lcm state {vm.LCM_STATE}: {_reason(vm)}",
+                        where=endpoint,
+                        hint=f"onevm show {vmid}; /var/log/one/{vmid}.log on the front-end",
+                    )
+                elif time.monotonic() - t0 > timeout:
+                    raise B2ctError(
+                        f"VM {vmid} (cluster {cluster}) not RUNNING after {timeout:.0f}s "
+                        f"(state {VM_STATES.get(vm.STATE, vm.STATE)}, lcm state {vm.LCM_STATE})"
+                        + (f": {_reason(vm)}" if _reason(vm) else ""),
+                        where=endpoint,
+                        hint="is a host of that cluster MONITORED with room for it? onevm show " + str(vmid),
+                    )
+            if len(done) < len(started):
+                time.sleep(poll)
+        ok = True
     finally:
-        if not keep:
-            with api_errors(endpoint, f"terminating smoke VM {vmid}"):
-                one.vm.action("terminate-hard", vmid)
+        if not keep or not ok:
+            for vmid in started:
+                with contextlib.suppress(B2ctError), api_errors(endpoint, f"terminating smoke VM {vmid}"):
+                    one.vm.action("terminate-hard", vmid)
+    return [done[v] for v in started]
+
+
+def _reason(vm: Any) -> str:
+    """The last error oned recorded for a VM (USER_TEMPLATE/ERROR or the scheduler's message)."""
+    for attr in ("USER_TEMPLATE", "TEMPLATE"):
+        t = getattr(vm, attr, None)
+        if t:
+            d = dict(t)
+            for key in ("ERROR", "SCHED_MESSAGE"):
+                if d.get(key):
+                    return " ".join(str(d[key]).split())
+    return ""

@@ -14,7 +14,12 @@ InventoryOpt = Annotated[
     Path | None, typer.Option("-i", "--inventory", help="Inventory dir (default: the lab's).")
 ]
 AuthOpt = Annotated[
-    Path | None, typer.Option("--auth", help="user:password file (default $ONE_AUTH, ~/.one/one_auth).")
+    Path | None,
+    typer.Option(
+        "--auth",
+        help="user:password file (default $ONE_AUTH, ~/.one/one_auth, else oneadmin's read over ssh "
+        "from the front-end).",
+    ),
 ]
 EndpointOpt = Annotated[
     str | None, typer.Option("--endpoint", help="XML-RPC endpoint (default from the inventory).")
@@ -37,7 +42,7 @@ def _context(inventory: Path | None, auth: Path | None, endpoint: str | None) ->
     inv = _inventory(inventory)
     site = load(inv)
     ep = endpoint or client.endpoint_for(site)
-    session = client.read_session(auth)
+    session = client.session_for(site, inv, auth)
     return site, client.connect(ep, session), ep, inv
 
 
@@ -73,10 +78,11 @@ def register(app: typer.Typer) -> None:
         from b2ct.opennebula import plan
         from b2ct.opennebula.reconcile import apply_site
 
-        site = load(_inventory(inventory))
+        inv = _inventory(inventory)
+        site = load(inv)
         plan.build(site)  # bad input: one error line and nothing else, before any progress output
         with step("cloud objects" + (" (check)" if check else "")):
-            ep, changes = apply_site(site, auth=auth, endpoint=endpoint, check=check)
+            ep, changes = apply_site(site, inv, auth=auth, endpoint=endpoint, check=check)
             for c in changes:
                 info(("would " if check else "") + str(c))
             info(f"at {ep}")
@@ -100,18 +106,26 @@ def register(app: typer.Typer) -> None:
         inventory: InventoryOpt = None,
         auth: AuthOpt = None,
         endpoint: EndpointOpt = None,
-        timeout: Annotated[float, typer.Option(help="Seconds to wait for RUNNING.")] = 300.0,
-        keep: Annotated[bool, typer.Option("--keep", help="Leave the VM running.")] = False,
+        cluster: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--cluster", help="Cluster to start a VM in (repeatable; default: services and workers)."
+            ),
+        ] = None,
+        timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for RUNNING.")] = 300.0,
+        keep: Annotated[bool, typer.Option("--keep", help="Leave the VMs running.")] = False,
     ) -> None:
-        """Instantiate one VM from the template and report how long until it is RUNNING."""
-        from b2ct.opennebula import belle2
+        """Instantiate one VM per cluster from the template and report how long until each is RUNNING."""
+        from b2ct.opennebula import belle2, plan
 
+        clusters = tuple(cluster or (plan.SERVICES, plan.WORKERS))
         site, one, ep, _ = _context(inventory, auth, endpoint)
         name = site.opennebula.belle2.template_name
-        with step(f"instantiate {name}"):
-            vmid, seconds, host = belle2.smoke(one, ep, name, timeout=timeout, keep=keep)
-        verdict = "ok (< 1 min, as the original recipe)" if seconds < 60 else "SLOW (> 1 min)"
-        print(f"VM {vmid} RUNNING on {host} after {seconds:.1f}s: {verdict}")
+        with step(f"instantiate {name} in {', '.join(clusters)}"):
+            vms = belle2.smoke(one, ep, name, clusters=clusters, timeout=timeout, keep=keep)
+        for v in vms:
+            verdict = "ok (< 1 min, as the original recipe)" if v.seconds < 60 else "SLOW (> 1 min)"
+            print(f"VM {v.id} RUNNING on {v.host} (cluster {v.cluster}) after {v.seconds:.1f}s: {verdict}")
 
     @app.command("upgrade")
     def upgrade(

@@ -166,13 +166,17 @@ def build(site: Site) -> CloudPlan:
         DatastoreSpec(
             "images",
             (SERVICES, WORKERS),
-            # qcow2 on the shared mount for services; workers copy over ssh and keep qcow2 snapshots locally.
+            # The shared transfer driver (the system datastore's: oned accepts an image datastore only with
+            # its own driver or one in TM_MAD_SYSTEM). Services make qcow2 linked clones on the shared
+            # mount; workers (ssh system datastore) copy each image from their own mount of the volume to
+            # the local disk: tm/shared/clone.ssh of 6.10 runs qemu-img on the node, reading the image
+            # datastore's path there.
             {
                 "NAME": "images",
                 "TYPE": "IMAGE_DS",
                 "DS_MAD": "fs",
-                "TM_MAD": "qcow2",
-                "TM_MAD_SYSTEM": "ssh,shared",
+                "TM_MAD": "shared",
+                "TM_MAD_SYSTEM": "ssh",
                 "DRIVER": "qcow2",
             },
             _ds_id(site, imgvol, "image"),
@@ -189,5 +193,9 @@ def build(site: Site) -> CloudPlan:
     covered = {v.network for v in one.vnets}
     vnets += [_default_vnet(site, name) for name in site.networks if name not in covered]
 
-    hosts = tuple(HostSpec(h.name, SERVICES if h.klass == "service" else WORKERS) for h in site.hosts)
+    hv = site.opennebula.hypervisor
+    hosts = tuple(
+        HostSpec(h.name, SERVICES if h.klass == "service" else WORKERS, im_mad=hv, vm_mad=hv)
+        for h in site.hosts
+    )
     return CloudPlan(site.opennebula_version, datastores=tuple(datastores), vnets=tuple(vnets), hosts=hosts)

@@ -236,13 +236,18 @@ class Reconciler:
 
 
 def apply_site(
-    site: Site, *, auth: str | Path | None = None, endpoint: str | None = None, check: bool = False
+    site: Site,
+    inventory: Path,
+    *,
+    auth: str | Path | None = None,
+    endpoint: str | None = None,
+    check: bool = False,
 ) -> tuple[str, list[Change]]:
-    """`b2ct cloud apply` for a loaded site: (endpoint, changes). For callers such as `b2ct deploy`.
+    """`b2ct cloud apply` for a loaded site: (endpoint, changes). For callers such as `b2ct demo`.
 
     The plan is built before anything is read or connected, so bad input fails without a call to oned.
     """
     the_plan = plan.build(site)
     ep = endpoint or client.endpoint_for(site)
-    one = client.connect(ep, client.read_session(auth))
+    one = client.connect(ep, client.session_for(site, inventory, auth))
     return ep, Reconciler(one, ep, check=check).apply(the_plan)
