@@ -71,7 +71,7 @@ class Nic:
 
 @dataclass(frozen=True)
 class Host:
-    name: str
+    name: str  # the inventory host name: a short name or an FQDN
     klass: HostClass
     frontend: bool
     nics: dict[str, Nic]
@@ -83,6 +83,11 @@ class Host:
     brick_disk: str | None = None
     ephemeral_force: bool = False
     where: str = ""  # file:line of the host's definition, for later error messages
+
+    @property
+    def short_name(self) -> str:
+        """The first label of ``name``: inventories may name hosts by FQDN (wn02.site.example.org)."""
+        return self.name.split(".", 1)[0]
 
     @property
     def macs(self) -> list[str]:
