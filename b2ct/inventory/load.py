@@ -766,6 +766,7 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
             rocci=values.get("b2ct_rocci", Rocci()),
         ),
         source=source,
+        origins={key: val.at for key, val in vars.items() if val.at},
     )
 
 
@@ -865,6 +866,7 @@ def _build_host(name: str, at: str, groups: list[str], vars: dict[str, Val], sit
         if "b2ct_ephemeral_force" in vars
         else False,
         where=at,
+        origins={key: val.at for key, val in vars.items() if val.at} | {"name": at},
     )
 
 
