@@ -102,6 +102,7 @@ def _host_context(site: Site, host: Host) -> dict[str, Any]:
     nics.sort(key=lambda n: n["network"] != "private")  # private first: it carries the hostname
     return {
         "name": host.name,
+        "short": host.short_name,
         "klass": host.klass,
         "frontend": host.frontend,
         "serial": host.serial,
