@@ -42,7 +42,7 @@ from b2ct.inventory.model import (
     Site,
     Squid,
 )
-from b2ct.inventory.yamlsrc import scalar_text, value_text_after_key
+from b2ct.inventory.yamlsrc import preceding_scalar, scalar_text, value_text_after_key
 
 CLASS_GROUPS = ("service", "worker")
 OPENNEBULA_VERSIONS = ("6.8", "6.10", "7.0")
@@ -159,6 +159,10 @@ def _map(v: Val, name: str, allowed: tuple[str, ...] | None = None) -> dict[Any,
         if not isinstance(key, str):
             at = where(value, key) or v.at
             written = _written(Val(key, at))
+            pos = position(value[key])
+            if written is None and pos is not None:  # a boolean key: it is the scalar before its value
+                kpos = preceding_scalar(pos.path, pos.line, pos.col)
+                written = scalar_text(pos.path, *kpos) if kpos else None
             shown = repr(written[0]) if written else repr(key)
             _fail(
                 f"{name}: YAML reads the key {shown} as {_type_name(key)} {key!r}", at, hint="quote the key"
@@ -249,7 +253,11 @@ def _networks(v: Val) -> dict[str, Network]:
             _fail(f"b2ct_networks.{name}.subnet: {exc}", sv.at)
         problem = meaning.subnet_problem(subnet)
         if problem:
-            _fail(f"b2ct_networks.{name}.subnet {subnet} {problem}", sv.at)
+            _fail(
+                f"b2ct_networks.{name}.subnet {subnet} {problem}",
+                sv.at,
+                hint="site networks are unicast ranges, e.g. 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16",
+            )
         gateway = None
         if spec.get("gateway") not in (None, ""):
             gv = _child(spec, "gateway", at)
@@ -271,7 +279,11 @@ def _networks(v: Val) -> dict[str, Network]:
                 server = _ip(iv, f"b2ct_networks.{name}.dns")
                 problem = meaning.dns_problem(server)
                 if problem:
-                    _fail(f"b2ct_networks.{name}.dns: {server} {problem}", iv.at)
+                    _fail(
+                        f"b2ct_networks.{name}.dns: {server} {problem}",
+                        iv.at,
+                        hint="give the address of a name server the hosts reach over the network",
+                    )
                 dns.append(server)
         bridge = f"br-{name}"
         if "bridge" in spec:
@@ -343,11 +355,14 @@ def _timezone(v: Val) -> str:
     return zone
 
 
+_EXAMPLES = {"b2ct_keyboard": "us, it, de-latin1", "b2ct_lang": "en_US.UTF-8, it_IT.UTF-8"}
+
+
 def _word(name: str, pattern: re.Pattern[str], example: str) -> Callable[[Val], str]:
     def parse(v: Val) -> str:
         text = _str(v, name)
         if not pattern.match(text):
-            _fail(f"{name} {text!r} is not a single {example}-like name", v.at)
+            _fail(f"{name} {text!r} is not a single {example} name", v.at, hint=f"e.g. {_EXAMPLES[name]}")
         return text
 
     return parse
@@ -912,7 +927,8 @@ def _nics(host: str, v: Val, site: Site) -> dict[str, Nic]:
                     _fail(f"host {host}: IP {ip} is outside the {net} subnet {network.subnet}", iv.at)
                 problem = meaning.address_problem(ip, network.subnet)
                 if problem:
-                    _fail(f"host {host}: IP {ip} {problem}", iv.at)
+                    first, last = meaning.usable(network.subnet)
+                    _fail(f"host {host}: IP {ip} {problem}", iv.at, hint=f"one of {first}–{last}")
                 if network.gateway is not None and ip == network.gateway:
                     _fail(f"host {host}: IP {ip} is the {net} gateway", iv.at)
         out[str(net)] = Nic(str(net), mac, ip, mac_at=mv.at, ip_at=ip_at)
@@ -925,7 +941,15 @@ def _check_unique(hosts: list[Host]) -> None:
     macs: dict[str, str] = {}
     ips: dict[str, str] = {}
     serials: dict[str, str] = {}
+    shorts: dict[str, str] = {}
     for h in hosts:
+        if h.short_name in shorts:
+            _fail(
+                f"hosts {shorts[h.short_name]} and {h.name} have the same short name {h.short_name!r}: "
+                "the installer's console and the OpenNebula host list could not tell them apart",
+                h.where,
+            )
+        shorts[h.short_name] = h.name
         for nic in h.nics.values():
             if nic.mac in macs:
                 _fail(
