@@ -34,7 +34,9 @@ def _check_parent(path: Path) -> None:
     if not parent.is_dir():
         raise B2ctError(f"output directory {parent} does not exist", where=path)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise B2ctError(f"output directory {parent} is not writable", where=path)
+        read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+        reason = _WHAT_HAPPENED[errno.EROFS if read_only else errno.EACCES]
+        raise B2ctError(f"cannot write the output: {reason} (directory {parent})", where=path)
 
 
 @contextlib.contextmanager
