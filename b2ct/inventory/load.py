@@ -785,6 +785,14 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
     )
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", text)) and ".." not in text
+
+
 def _disk(v: Val, name: str) -> str:
     disk = _str(v, name)
     if not _DISK.match(disk) or ".." in disk:
@@ -866,6 +874,12 @@ def _build_host(name: str, at: str, groups: list[str], vars: dict[str, Val], sit
     ansible_host = None
     if "ansible_host" in vars and vars["ansible_host"].value not in (None, ""):
         ansible_host = _str(vars["ansible_host"], "ansible_host")
+        if not _is_address(ansible_host):
+            _fail(
+                f"host {name}: ansible_host {ansible_host!r} is neither an IP address nor a host name",
+                vars["ansible_host"].at,
+                hint="the address Ansible connects to, e.g. 10.10.0.21 or wn01.site.example.org",
+            )
     return Host(
         name=name,
         klass=klass,  # type: ignore[arg-type]

@@ -130,6 +130,7 @@ CASES = [
         'b2ct_timezone: Europe/Rome\nb2ct_keyboard: "us --x"',
         ["us --x"],
     ),
+    ("ansible-host-space", HOSTS, "ansible_host: 10.10.0.21", "ansible_host: 10.10.0.21 x", ["ansible_host"]),
     # ssh keys cut short: still base64, no longer a key
     ("ssh-key-short", ALL, KEY_BLOB, KEY_BLOB[:-4], ["b2ct_ssh_keys[0]", "ssh-ed25519"]),
     ("ssh-key-type", ALL, "- ssh-ed25519 AAAA", "- ssh-rsa AAAA", ["another type"]),
