@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -10,13 +11,32 @@ from pathlib import Path
 
 from b2ct.errors import B2ctError
 
+_WHAT_HAPPENED = {
+    errno.ENOSPC: "no space left on its filesystem (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "its filesystem is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOENT: "its directory does not exist",
+    errno.EIO: "input/output error on its device",
+}
+
+
+def output_error(exc: OSError, path: str | Path) -> B2ctError:
+    """A one-line error naming the output ``path`` and what happened to the write (by errno, never by the
+    translated message text)."""
+    reason = _WHAT_HAPPENED.get(exc.errno or 0) or exc.strerror or str(exc)
+    return B2ctError(f"cannot write the output: {reason}", where=path)
+
 
 def _check_parent(path: Path) -> None:
     parent = path.parent
     if not parent.is_dir():
         raise B2ctError(f"output directory {parent} does not exist", where=path)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise B2ctError(f"output directory {parent} is not writable", where=path)
+        read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+        reason = _WHAT_HAPPENED[errno.EROFS if read_only else errno.EACCES]
+        raise B2ctError(f"cannot write the output: {reason} (directory {parent})", where=path)
 
 
 @contextlib.contextmanager
@@ -37,12 +57,16 @@ def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
 
 
 def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` whole or not at all; B2ctError naming ``path`` when the write fails."""
     path = Path(path)
-    with atomic_output(path, mode) as tmp:
-        if isinstance(data, str):
-            tmp.write_text(data, encoding="utf-8")
-        else:
-            tmp.write_bytes(data)
+    try:
+        with atomic_output(path, mode) as tmp:
+            if isinstance(data, str):
+                tmp.write_text(data, encoding="utf-8")
+            else:
+                tmp.write_bytes(data)
+    except OSError as exc:
+        raise output_error(exc, path) from None
     return path
 
 

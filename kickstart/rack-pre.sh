@@ -74,8 +74,8 @@ is_yes_no() {
   return 1
 }
 is_hostname() {
-  if [[ ! $1 =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]]; then
-    ERROR="lower-case letters, digits and '-'"
+  if [[ ! $1 =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$ ]]; then
+    ERROR="lower-case letters, digits and '-' (dots between the labels of a full name)"
     return 1
   fi
   if b2ct_name_taken "$1"; then

@@ -23,6 +23,14 @@ InventoryOption = typer.Option(
     show_default=False,
 )
 
+VaultOption = typer.Option(
+    None,
+    "--vault-password-file",
+    help="File with the Ansible vault password (or a script printing it), for vaulted b2ct settings. "
+    "Default: $ANSIBLE_VAULT_PASSWORD_FILE.",
+    show_default=False,
+)
+
 
 def resolve(path: Path | None) -> Path:
     """The inventory to use: the option, else $B2CT_INVENTORY; a clear error otherwise."""
@@ -67,9 +75,9 @@ def register(app: typer.Typer) -> None:
         print(settings_markdown())
 
     @inv_app.command("check")
-    def check(inventory: Path | None = InventoryOption) -> None:
+    def check(inventory: Path | None = InventoryOption, vault: list[Path] | None = VaultOption) -> None:
         """Validate the inventory; print the hosts as b2ct understood them."""
-        site = load(resolve(inventory))
+        site = load(resolve(inventory), vault or ())
         console.print(summary(site))
         for vol in site.gluster_volumes:
             bricks = " ".join(str(b) for b in vol.bricks)

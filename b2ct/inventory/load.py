@@ -1,8 +1,10 @@
 """Read a standard Ansible YAML inventory and validate it into a Site.
 
-Variables follow Ansible's precedence (all < parent groups < child groups < host, inventory file before
-group_vars/ and host_vars/ files). One table per scope (SITE_SETTINGS, HOST_SETTINGS) drives parsing,
-validation and the documentation; every error names the file:line that holds the bad value.
+ansible-core reads the inventory (b2ct.inventory.ansible_view), so b2ct sees every host's variables exactly
+as `ansible-inventory --list` does: Ansible's precedence, merge keys, `!vault` values, `group_vars/all/`
+directories. This module then checks what each value means, not only its form. One table per scope
+(SITE_SETTINGS, HOST_SETTINGS) drives parsing, validation and the documentation; every error names the
+file:line that holds the bad value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from b2ct.errors import B2ctError
+from b2ct.inventory import meaning
+from b2ct.inventory.ansible_view import (
+    InventoryView,
+    is_vaulted,
+    key_position,
+    position,
+    read,
+    value_position,
+    where,
+)
 from b2ct.inventory.model import (
     RELEASES,
     Belle2,
@@ -30,9 +42,8 @@ from b2ct.inventory.model import (
     Site,
     Squid,
 )
-from b2ct.inventory.yamlsrc import LineDict, LineList, load_yaml, where
+from b2ct.inventory.yamlsrc import preceding_scalar, scalar_text, value_text_after_key
 
-INVENTORY_FILES = ("hosts.yml", "hosts.yaml", "inventory.yml", "inventory.yaml")
 CLASS_GROUPS = ("service", "worker")
 OPENNEBULA_VERSIONS = ("6.8", "6.10", "7.0")
 # Front-end components besides oned and its scheduler, by version, as upstream's install guides list them
@@ -47,15 +58,15 @@ OPENNEBULA_HYPERVISORS = ("kvm", "qemu")
 NETWORK_NAMES = ("private", "public")
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$", re.IGNORECASE)
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")  # a short name or an FQDN (RFC 1123 labels)
 _DISK = re.compile(r"^(/dev/)?[A-Za-z0-9][A-Za-z0-9/_.:-]*$")
-_CRYPT = re.compile(r"^\$(1|5|6|y|2[aby])\$[^\s]+$")
 _SSHKEY = re.compile(
     r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)"
     r" [A-Za-z0-9+/]+={0,3}( .*)?$"
 )
+_MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$", re.IGNORECASE)
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _SERIAL = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _VOLNAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _URL = re.compile(r"^(https?|ftp|nfs)://\S+$")
@@ -63,14 +74,18 @@ _HTTP_URL = re.compile(r"^https?://\S+$")
 _MIRROR_URL = re.compile(r"^(https?|file)://\S+$")
 _ONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # an OpenNebula object name we create
 _CVMFS_REPO = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# kickstart `lang` and `keyboard` take one word: anything else would add options to the command line
+_LANG = re.compile(r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,3})?(\.[A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$")
+_KEYBOARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\([A-Za-z0-9_-]+\))?$")
 
 
 @dataclass
 class Val:
-    """A variable's value and where it was set."""
+    """A variable's value, where it was set, and the key it was set under (to find untagged values)."""
 
     value: Any
     at: str
+    key_at: Any = None  # ansible_view.Position of the key, for values YAML gives no position (bool, null)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -80,10 +95,48 @@ def _fail(message: str, at: str, hint: str | None = None) -> None:
     raise B2ctError(message, where=at or None, hint=hint)
 
 
+def _written(v: Val) -> tuple[str, bool] | None:
+    """The scalar as written in its file (text, unquoted?), when it can be found."""
+    pos = position(v.value)
+    if pos is not None:
+        return scalar_text(pos.path, pos.line, pos.col)
+    if v.key_at is not None:
+        return value_text_after_key(v.key_at.path, v.key_at.line, v.key_at.col)
+    return None
+
+
 def _str(v: Val, name: str) -> str:
-    if isinstance(v.value, bool) or not isinstance(v.value, str | int | float):
-        _fail(f"{name} must be a string, got {type(v.value).__name__}", v.at)
-    return str(v.value)
+    """A text value. YAML 1.1 turns some unquoted text into numbers or booleans (0012345 → 5349,
+    1:20 → 80, no → false, 6.10 → 6.1): Ansible passes those on as converted, so a number is accepted only
+    when it reads back as exactly what was written, and everything else is refused with a hint to quote."""
+    value = v.value
+    if isinstance(value, str) and not is_vaulted(value):
+        return str(value)
+    if isinstance(value, bool | int | float):
+        written = _written(v)
+        text = written[0] if written else None
+        if not isinstance(value, bool) and text is not None and text == str(value):
+            return text
+        kind = "the boolean" if isinstance(value, bool) else "the number"
+        became = str(value).lower() if isinstance(value, bool) else repr(value)
+        shown = repr(text) if text is not None else "this unquoted value"
+        _fail(
+            f"{name}: YAML reads {shown} as {kind} {became}",
+            v.at,
+            hint=f'quote it: "{text}"' if text is not None else "quote the value",
+        )
+    _fail(f"{name} must be a string, got {_type_name(value)}", v.at)
+    raise AssertionError  # unreachable
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__.removeprefix("_AnsibleTagged").lower()
 
 
 def _bool(name: str) -> Callable[[Val], bool]:
@@ -98,34 +151,51 @@ def _bool(name: str) -> Callable[[Val], bool]:
 def _int(v: Val, name: str, minimum: int = 0) -> int:
     if isinstance(v.value, bool) or not isinstance(v.value, int):
         _fail(f"{name} must be a whole number, got {v.value!r}", v.at)
+    written = _written(v)
+    if written is not None and written[0] != str(v.value):
+        # 010 is 8 and 1:00 is 60 in YAML 1.1: say which number it became
+        _fail(f"{name}: YAML reads {written[0]!r} as the number {v.value}", v.at, hint="write it in decimal")
     if v.value < minimum:
         _fail(f"{name} must be at least {minimum}, got {v.value}", v.at)
     return int(v.value)
 
 
-def _map(v: Val, name: str, allowed: tuple[str, ...] | None = None) -> LineDict:
+def _map(v: Val, name: str, allowed: tuple[str, ...] | None = None) -> dict[Any, Any]:
     if not isinstance(v.value, dict):
-        _fail(f"{name} must be a mapping, got {type(v.value).__name__}", v.at)
-    value: LineDict = v.value if isinstance(v.value, LineDict) else LineDict(v.value)
-    if allowed is not None:
-        for key in value:
-            if key not in allowed:
-                _fail(f"{name}: unknown key {key!r}{_suggest(str(key), allowed)}", where(value, key) or v.at)
+        _fail(f"{name} must be a mapping, got {_type_name(v.value)}", v.at)
+    value: dict[Any, Any] = v.value
+    for key in value:
+        if not isinstance(key, str):
+            at = where(value, key) or v.at
+            written = _written(Val(key, at))
+            pos = position(value[key])
+            if written is None and pos is not None:  # a boolean key: it is the scalar before its value
+                kpos = preceding_scalar(pos.path, pos.line, pos.col)
+                written = scalar_text(pos.path, *kpos) if kpos else None
+            shown = repr(written[0]) if written else repr(key)
+            _fail(
+                f"{name}: YAML reads the key {shown} as {_type_name(key)} {key!r}", at, hint="quote the key"
+            )
+        if allowed is not None and key not in allowed:
+            _fail(f"{name}: unknown key {key!r}{_suggest(str(key), allowed)}", where(value, key) or v.at)
     return value
 
 
-def _list(v: Val, name: str) -> LineList:
+def _list(v: Val, name: str) -> list[Any]:
     if isinstance(v.value, str):  # a single item is fine where a list is expected
-        single = LineList([v.value])
-        single.lines = [0]
-        return single
+        return [v.value]
     if not isinstance(v.value, list):
-        _fail(f"{name} must be a list, got {type(v.value).__name__}", v.at)
-    return v.value if isinstance(v.value, LineList) else LineList(v.value)
+        _fail(f"{name} must be a list, got {_type_name(v.value)}", v.at)
+    return v.value
 
 
 def _child(container: Any, key: Any, parent_at: str) -> Val:
-    return Val(container[key], where(container, key) or parent_at)
+    key_at = key_position(container, key) if isinstance(container, dict) else None
+    return Val(container[key], where(container, key) or parent_at, key_at)
+
+
+def _item(items: list[Any], i: int, parent_at: str) -> Val:
+    return Val(items[i], where(items, i) or parent_at)
 
 
 def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -134,10 +204,11 @@ def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def _ip(v: Val, name: str) -> ipaddress.IPv4Address:
+    text = _str(v, name)
     try:
-        return ipaddress.IPv4Address(str(v.value))
+        return ipaddress.IPv4Address(text)
     except ValueError:
-        _fail(f"{name}: {v.value!r} is not an IPv4 address", v.at)
+        _fail(f"{name}: {text!r} is not an IPv4 address", v.at)
     raise AssertionError  # unreachable
 
 
@@ -186,23 +257,43 @@ def _networks(v: Val) -> dict[str, Network]:
             _fail(f"b2ct_networks.{name}: missing subnet", at)
         sv = _child(spec, "subnet", at)
         try:
-            subnet = ipaddress.IPv4Network(str(sv.value), strict=True)
+            subnet = ipaddress.IPv4Network(_str(sv, f"b2ct_networks.{name}.subnet"), strict=True)
         except ValueError as exc:
             _fail(f"b2ct_networks.{name}.subnet: {exc}", sv.at)
+        problem = meaning.subnet_problem(subnet)
+        if problem:
+            _fail(
+                f"b2ct_networks.{name}.subnet {subnet} {problem}",
+                sv.at,
+                hint="site networks are unicast ranges, e.g. 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16",
+            )
         gateway = None
         if spec.get("gateway") not in (None, ""):
             gv = _child(spec, "gateway", at)
             gateway = _ip(gv, f"b2ct_networks.{name}.gateway")
-            if gateway not in subnet:
-                _fail(f"b2ct_networks.{name}.gateway {gateway} is outside subnet {subnet}", gv.at)
+            problem = meaning.address_problem(gateway, subnet)
+            if problem:
+                first, last = meaning.usable(subnet)
+                _fail(
+                    f"b2ct_networks.{name}.gateway {gateway} {problem}",
+                    gv.at,
+                    hint=f"a gateway is one of the hosts {first}–{last} (often {first})",
+                )
         dns: list[ipaddress.IPv4Address] = []
         if "dns" in spec:
             dv = _child(spec, "dns", at)
             items = _list(dv, f"b2ct_networks.{name}.dns")
-            dns = [
-                _ip(Val(x, where(items, i) or dv.at), f"b2ct_networks.{name}.dns")
-                for i, x in enumerate(items)
-            ]
+            for i in range(len(items)):
+                iv = _item(items, i, dv.at)
+                server = _ip(iv, f"b2ct_networks.{name}.dns")
+                problem = meaning.dns_problem(server)
+                if problem:
+                    _fail(
+                        f"b2ct_networks.{name}.dns: {server} {problem}",
+                        iv.at,
+                        hint="give the address of a name server the hosts reach over the network",
+                    )
+                dns.append(server)
         bridge = f"br-{name}"
         if "bridge" in spec:
             bv = _child(spec, "bridge", at)
@@ -230,25 +321,60 @@ def _networks(v: Val) -> dict[str, Network]:
 
 def _password_hash(v: Val) -> str:
     value = _str(v, "b2ct_root_password_hash")
-    if not _CRYPT.match(value):
-        _fail(
-            "b2ct_root_password_hash does not look like a crypt hash: plaintext passwords are refused",
-            v.at,
-            hint="generate one with: openssl passwd -6",
-        )
+    problem = meaning.crypt_problem(value)
+    if problem:
+        _fail(f"b2ct_root_password_hash {problem}", v.at, hint="generate one with: openssl passwd -6")
     return value
 
 
 def _ssh_keys(v: Val) -> tuple[str, ...]:
     items = _list(v, "b2ct_ssh_keys")
     keys = []
-    for i, key in enumerate(items):
-        kv = Val(key, where(items, i) or v.at)
-        text = _str(kv, "b2ct_ssh_keys").strip()
-        if not _SSHKEY.match(text):
-            _fail(f"b2ct_ssh_keys[{i}] is not an OpenSSH public key line", kv.at)
-        keys.append(text)
+    for i in range(len(items)):
+        kv = _item(items, i, v.at)
+        keys.append(_ssh_key(kv, f"b2ct_ssh_keys[{i}]"))
     return tuple(keys)
+
+
+def _ssh_key(v: Val, name: str) -> str:
+    text = _str(v, name).strip()
+    problem = None if _SSHKEY.match(text) else "is not an OpenSSH public key line"
+    problem = problem or meaning.ssh_key_problem(text)
+    if problem:
+        _fail(f"{name} {problem}", v.at, hint="paste the whole line of the .pub file")
+    return text
+
+
+def _timezone(v: Val) -> str:
+    zone = _str(v, "b2ct_timezone")
+    zones = meaning.time_zones()
+    if not zones:
+        _fail(
+            "b2ct_timezone: this machine has no time zone database to check it against",
+            v.at,
+            hint="install the tzdata package",
+        )
+    if zone not in zones:
+        regions = sorted(z for z in zones if "/" in z)
+        _fail(
+            f"b2ct_timezone {zone!r} is not a time zone of the tz database{_suggest(zone, regions)}",
+            v.at,
+            hint="a name from `timedatectl list-timezones`, e.g. Europe/Rome",
+        )
+    return zone
+
+
+_EXAMPLES = {"b2ct_keyboard": "us, it, de-latin1", "b2ct_lang": "en_US.UTF-8, it_IT.UTF-8"}
+
+
+def _word(name: str, pattern: re.Pattern[str], example: str) -> Callable[[Val], str]:
+    def parse(v: Val) -> str:
+        text = _str(v, name)
+        if not pattern.match(text):
+            _fail(f"{name} {text!r} is not a single {example} name", v.at, hint=f"e.g. {_EXAMPLES[name]}")
+        return text
+
+    return parse
 
 
 def _opennebula_version(v: Val) -> str:
@@ -269,14 +395,19 @@ def _squid(v: Val) -> Squid:
         cv = _child(spec, key, v.at)
         if key == "stratum1_urls":
             urls = _list(cv, "b2ct_squid.stratum1_urls")
-            for i, url in enumerate(urls):
-                if not _URL.match(str(url)):
-                    _fail(f"b2ct_squid.stratum1_urls[{i}]: {url!r} is not a URL", where(urls, i) or cv.at)
-            kwargs[key] = tuple(str(u) for u in urls)
+            texts = []
+            for i in range(len(urls)):
+                uv = _item(urls, i, cv.at)
+                url = _str(uv, f"b2ct_squid.stratum1_urls[{i}]")
+                if not _URL.match(url):
+                    _fail(f"b2ct_squid.stratum1_urls[{i}]: {url!r} is not a URL", uv.at)
+                texts.append(url)
+            kwargs[key] = tuple(texts)
         elif key == "upstream_proxy":
             proxy = "" if cv.value is None else _str(cv, "b2ct_squid.upstream_proxy")
-            if proxy and not re.match(r"^(https?://)?[A-Za-z0-9.-]+:\d+/?$", proxy):
-                _fail(f"b2ct_squid.upstream_proxy {proxy!r}: expected host:port", cv.at)
+            m = re.match(r"^(https?://)?[A-Za-z0-9.-]+:(\d+)/?$", proxy)
+            if proxy and (not m or not 1 <= int(m.group(2)) <= 65535):
+                _fail(f"b2ct_squid.upstream_proxy {proxy!r}: expected host:port (port 1-65535)", cv.at)
             kwargs[key] = proxy
         elif key == "port":
             port = _int(cv, "b2ct_squid.port", 1)
@@ -393,10 +524,14 @@ def _belle2(v: Val) -> Belle2:
             kwargs[key] = float(cv.value)
         elif key == "cvmfs_repositories":
             items = _list(cv, name)
-            for i, repo in enumerate(items):
-                if not isinstance(repo, str) or not _CVMFS_REPO.match(repo):
-                    _fail(f"{name}[{i}] {repo!r} is not a CVMFS repository name", where(items, i) or cv.at)
-            kwargs[key] = tuple(str(r) for r in items)
+            repos = []
+            for i in range(len(items)):
+                rv = _item(items, i, cv.at)
+                repo = _str(rv, f"{name}[{i}]")
+                if not _CVMFS_REPO.match(repo):
+                    _fail(f"{name}[{i}] {repo!r} is not a CVMFS repository name", rv.at)
+                repos.append(repo)
+            kwargs[key] = tuple(repos)
         elif key == "image_url":
             url = _str(cv, name)
             if not _MIRROR_URL.match(url):
@@ -408,10 +543,7 @@ def _belle2(v: Val) -> Belle2:
                 _fail(f"{name} {text!r}: letters, digits, '.', '_', '-'", cv.at)
             kwargs[key] = text
         else:  # ssh_key
-            key_line = _str(cv, name).strip()
-            if not _SSHKEY.match(key_line):
-                _fail(f"{name} is not an OpenSSH public key line", cv.at)
-            kwargs[key] = key_line
+            kwargs[key] = _ssh_key(cv, name)
     return Belle2(**kwargs)
 
 
@@ -505,9 +637,11 @@ SITE_SETTINGS: dict[str, Setting] = {
         "Squid CVMFS cache: port, cache_size_mb, memory_cache_mb, "
         "maximum_object_size_mb, upstream_proxy, stratum1_urls.",
     ),
-    "b2ct_timezone": Setting(_simple("b2ct_timezone"), "Timezone (default UTC)."),
-    "b2ct_keyboard": Setting(_simple("b2ct_keyboard"), "Console keyboard layout (default us)."),
-    "b2ct_lang": Setting(_simple("b2ct_lang"), "System language (default en_US.UTF-8)."),
+    "b2ct_timezone": Setting(_timezone, "Time zone of the tz database, e.g. Europe/Rome (default UTC)."),
+    "b2ct_keyboard": Setting(
+        _word("b2ct_keyboard", _KEYBOARD, "keyboard layout"), "Console keyboard layout (default us)."
+    ),
+    "b2ct_lang": Setting(_word("b2ct_lang", _LANG, "locale"), "System language (default en_US.UTF-8)."),
     "b2ct_datastore_path": Setting(
         _abs_path("b2ct_datastore_path"), "OpenNebula datastores root (default /var/lib/one/datastores)."
     ),
@@ -564,186 +698,99 @@ HOST_SETTINGS: dict[str, Setting] = {
 # ------------------------------------------------------------------------------------ inventory parsing
 
 
-@dataclass
-class _Group:
-    name: str
-    vars: dict[str, Val]
-    children: list[str]
-    hosts: dict[str, dict[str, Val]]  # host → inline vars
-    at: str
+def _reveal(value: Any, name: str, at: str, view: InventoryView) -> Any:
+    """``value`` with every ``!vault`` string in it decrypted (b2ct needs what it validates)."""
+    if is_vaulted(value):
+        return view.vault.decrypt(value, name, str(position(value) or at))
+    if isinstance(value, dict) and any(_has_vault(v) for v in value.values()):
+        return type(value)({k: _reveal(v, f"{name}.{k}", at, view) for k, v in value.items()})
+    if isinstance(value, list) and any(_has_vault(v) for v in value):
+        return type(value)(_reveal(v, f"{name}[{i}]", at, view) for i, v in enumerate(value))
+    return value
 
 
-def _vars_of(node: Any, at: str, what: str) -> dict[str, Val]:
-    if node is None:
-        return {}
-    if not isinstance(node, dict):
-        _fail(f"{what}: expected a mapping of variables", at)
-    return {str(k): Val(v, where(node, k) or at) for k, v in node.items()}
+def _has_vault(value: Any) -> bool:
+    if is_vaulted(value):
+        return True
+    if isinstance(value, dict):
+        return any(_has_vault(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_vault(v) for v in value)
+    return False
 
 
-def _walk(name: str, node: Any, at: str, groups: dict[str, _Group], host_at: dict[str, str]) -> None:
-    group = groups.setdefault(name, _Group(name, {}, [], {}, at))
-    if node is None:
-        return
-    if not isinstance(node, dict):
-        _fail(f"group {name}: expected a mapping with hosts, vars or children", at)
-    for key in node:
-        if key not in ("hosts", "vars", "children"):
-            _fail(
-                f"group {name}: unknown key {key!r}{_suggest(str(key), ['hosts', 'vars', 'children'])}",
-                where(node, key) or at,
-            )
-    if node.get("vars") is not None:
-        group.vars.update(_vars_of(node["vars"], where(node, "vars") or at, f"group {name} vars"))
-    hosts = node.get("hosts")
-    if hosts is not None:
-        if not isinstance(hosts, dict):
-            _fail(f"group {name}: hosts must be a mapping of host names", where(node, "hosts") or at)
-        for host, hvars in hosts.items():
-            h_at = where(hosts, host) or at
-            hname = str(host)
-            if not _HOSTNAME.match(hname):
-                _fail(f"host name {hname!r}: use lower-case letters, digits and '-'", h_at)
-            group.hosts.setdefault(hname, {}).update(_vars_of(hvars, h_at, f"host {hname}"))
-            host_at.setdefault(hname, h_at)
-    children = node.get("children")
-    if children is not None:
-        if not isinstance(children, dict):
-            _fail(f"group {name}: children must be a mapping of groups", where(node, "children") or at)
-        for child, cnode in children.items():
-            c_at = where(children, child) or at
-            if str(child) == name:
-                _fail(f"group {name} lists itself as a child", c_at)
-            if str(child) not in group.children:
-                group.children.append(str(child))
-            _walk(str(child), cnode, c_at, groups, host_at)
+def _needed(key: str) -> bool:
+    """The variables b2ct reads (and so decrypts when vaulted); everything else stays opaque."""
+    return key.startswith("b2ct_") or key == "ansible_host"
 
 
-def _find_inventory(path: Path) -> Path:
-    if path.is_dir():
-        for name in INVENTORY_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise B2ctError(
-            f"no inventory file in directory (looked for {', '.join(INVENTORY_FILES)})", where=path
+def _vals(view: InventoryView, variables: dict[str, Any], host: str | None) -> dict[str, Val]:
+    out: dict[str, Val] = {}
+    for key, value in variables.items():
+        if not _needed(key):
+            continue
+        pos = value_position(value)
+        key_at = None
+        if pos is None:  # booleans and nulls carry no position: find the key that set them
+            key_at = view.var_position(host, key) if host is not None else key_position(variables, key)
+        at = str(pos or key_at or "")
+        out[key] = Val(_reveal(value, key, at, view), at, key_at)
+    return out
+
+
+def _check_host_name(name: Any, at: str) -> str:
+    hname = str(name)
+    pos = position(name)
+    written = scalar_text(pos.path, pos.line, pos.col) if pos else None
+    if written is not None and written[1] and written[0] != hname:
+        _fail(f"host name: YAML reads {written[0]!r} as {hname!r}", at, hint=f'quote it: "{written[0]}"')
+    if len(hname) > 253 or not _HOSTNAME.match(hname):
+        _fail(
+            f"host name {hname!r}: use lower-case letters, digits and '-' (and dots between FQDN labels)",
+            at,
         )
-    if not path.exists():
-        raise B2ctError("inventory not found", where=path)
-    return path
+    return hname
 
 
-def _ancestors(groups: dict[str, _Group]) -> dict[str, list[str]]:
-    """For each group, its ancestors from the root down (parents before children)."""
-    parents: dict[str, set[str]] = {g: set() for g in groups}
-    for g in groups.values():
-        for c in g.children:
-            parents.setdefault(c, set()).add(g.name)
-    order: dict[str, list[str]] = {}
+def load(path: str | Path, vault_password_files: tuple[str | Path, ...] | list[str | Path] = ()) -> Site:
+    """Load and validate an inventory file or directory; raise B2ctError at the first problem.
 
-    def visit(name: str, seen: tuple[str, ...]) -> list[str]:
-        if name in seen:
-            raise B2ctError(
-                f"group {name} is its own ancestor (cycle: {' → '.join((*seen, name))})",
-                where=groups[name].at,
-            )
-        if name not in order:
-            result: list[str] = []
-            for p in sorted(parents.get(name, ())):
-                for a in [*visit(p, (*seen, name)), p]:
-                    if a not in result:
-                        result.append(a)
-            order[name] = result
-        return order[name]
-
-    for name in groups:
-        visit(name, ())
-    return order
-
-
-def _file_vars(path: Path) -> dict[str, Val]:
-    data = load_yaml(path)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise B2ctError("expected a mapping of variables", where=path)
-    return _vars_of(data, str(path), str(path))
-
-
-def load(path: str | Path) -> Site:
-    """Load and validate an inventory file or directory; raise B2ctError at the first problem."""
+    ``vault_password_files`` (and ANSIBLE_VAULT_PASSWORD_FILE, as for Ansible) decrypt the ``!vault``
+    values b2ct needs; other vaulted values stay encrypted and unread.
+    """
     path = Path(path)
-    inv_file = _find_inventory(path)
-    base = inv_file.parent
-    data = load_yaml(inv_file)
-    if not isinstance(data, dict) or "all" not in data:
-        raise B2ctError(
-            "expected an Ansible YAML inventory with a top-level 'all' group", where=f"{inv_file}:1"
-        )
-    for key in data:
-        if key != "all":
-            _fail(f"top-level group {key!r} must be nested under 'all: children:'", where(data, key))
-    groups: dict[str, _Group] = {}
-    host_at: dict[str, str] = {}
-    _walk("all", data["all"], where(data, "all"), groups, host_at)
-
-    # group_vars/ and host_vars/ beside the inventory file, as Ansible reads them.
-    for kind, target in (("group_vars", "group"), ("host_vars", "host")):
-        d = base / kind
-        if not d.is_dir():
-            continue
-        for f in sorted(d.iterdir()):
-            if f.suffix not in (".yml", ".yaml") or not f.is_file():
-                continue
-            name = f.stem
-            fvars = _file_vars(f)
-            if target == "group":
-                if name not in groups:
-                    _fail(f"group_vars for unknown group {name!r}{_suggest(name, list(groups))}", str(f))
-                groups[name].vars.update(fvars)
-            else:
-                if name not in host_at:
-                    _fail(f"host_vars for unknown host {name!r}{_suggest(name, list(host_at))}", str(f))
-                groups.setdefault("_host_vars", _Group("_host_vars", {}, [], {}, str(f))).hosts[name] = fvars
-
-    ancestors = _ancestors(groups)
-    membership: dict[str, list[str]] = {h: [] for h in host_at}
-    for g in groups.values():
-        if g.name == "_host_vars":
-            continue
-        for h in g.hosts:
-            for a in [*ancestors[g.name], g.name]:
-                if a not in membership[h]:
-                    membership[h].append(a)
-
-    site_vars = dict(groups["all"].vars)
-    for g in groups.values():
-        if g.name in ("all", "_host_vars"):
-            continue
-        for key, val in g.vars.items():
-            if key in SITE_SETTINGS:
-                _fail(
-                    f"{key} is a site setting: set it for all hosts (group_vars/all.yml), "
-                    f"not in group {g.name}",
-                    val.at,
-                )
-    site = _build_site(site_vars, str(inv_file))
+    view = read(path, vault_password_files)
+    source = str(path)
+    site_vars = _vals(view, view.all_vars, None)
+    host_vars = {name: _vals(view, h.vars, name) for name, h in view.hosts.items()}
+    _site_settings_are_site_wide(site_vars, host_vars)
+    site = _build_site(site_vars, source)
 
     hosts: list[Host] = []
-    for hname, h_at in host_at.items():
-        merged: dict[str, Val] = {}
-        depth = {g: len(ancestors[g]) for g in membership[hname]}
-        for g in sorted(membership[hname], key=lambda g: depth[g]):
-            merged.update({k: v for k, v in groups[g].vars.items()})
-        for g in sorted(membership[hname], key=lambda g: depth[g]):
-            merged.update(groups[g].hosts.get(hname, {}))
-        merged.update(groups.get("_host_vars", _Group("", {}, [], {}, "")).hosts.get(hname, {}))
-        hosts.append(_build_host(hname, h_at, membership[hname], merged, site))
+    for hname, hview in view.hosts.items():
+        name = _check_host_name(next(k for k in view._manager.hosts if k == hname), hview.at)
+        hosts.append(_build_host(name, hview.at, hview.groups, host_vars[hname], site))
     if not hosts:
-        raise B2ctError("the inventory defines no hosts", where=str(inv_file))
+        raise B2ctError("the inventory defines no hosts", where=source)
     _check_unique(hosts)
     volumes = _gluster(site_vars.get("b2ct_gluster_volumes"), hosts, site)
     one = _replace(site.opennebula, vnets=_check_vnets(site, hosts))
     return _replace(site, hosts=tuple(hosts), gluster_volumes=volumes, opennebula=one)
+
+
+def _site_settings_are_site_wide(site_vars: dict[str, Val], host_vars: dict[str, dict[str, Val]]) -> None:
+    """A site setting set for a group or a host would give hosts different sites: refuse it where set."""
+    for hname, hvars in host_vars.items():
+        for key, val in hvars.items():
+            if key not in SITE_SETTINGS:
+                continue
+            mine = site_vars.get(key)
+            if mine is None or val.value != mine.value:  # the same value set again is harmless
+                _fail(
+                    f"{key} is a site setting: set it for all hosts (group_vars/all.yml or all: vars:), "
+                    f"not for a group or host (here it applies to {hname})",
+                    val.at,
+                )
 
 
 def _replace(obj: Any, **changes: Any) -> Any:
@@ -769,7 +816,7 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
             values[key] = SITE_SETTINGS[key].parse(val)
     for key, setting in SITE_SETTINGS.items():
         if setting.required and key not in values:
-            _fail(f"missing site setting {key}: {setting.doc}", f"{source}:1")
+            _fail(f"missing site setting {key}: {setting.doc}", source, hint="set it in group_vars/all.yml")
     release = values["b2ct_os_release"]
     repos = values.get("b2ct_repos", {})
     if release.family == "el" and "baseos" not in repos:
@@ -812,13 +859,29 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
             rocci=values.get("b2ct_rocci", Rocci()),
         ),
         source=source,
+        origins={key: val.at for key, val in vars.items() if val.at},
     )
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", text)) and ".." not in text
 
 
 def _disk(v: Val, name: str) -> str:
     disk = _str(v, name)
     if not _DISK.match(disk) or ".." in disk:
         _fail(f"{name} {disk!r} is not a disk name (sdb, nvme0n1, /dev/disk/by-id/…)", v.at)
+    found = meaning.disk_problem(disk, whole=name == "b2ct_install_disk")
+    if found:
+        problem, meant = found
+        hint = (
+            f"give the whole disk, e.g. {meant}" if meant else "give a disk: sda, nvme0n1, /dev/disk/by-id/…"
+        )
+        _fail(f"{name} {problem}", v.at, hint=hint)
     return disk
 
 
@@ -889,6 +952,12 @@ def _build_host(name: str, at: str, groups: list[str], vars: dict[str, Val], sit
     ansible_host = None
     if "ansible_host" in vars and vars["ansible_host"].value not in (None, ""):
         ansible_host = _str(vars["ansible_host"], "ansible_host")
+        if not _is_address(ansible_host):
+            _fail(
+                f"host {name}: ansible_host {ansible_host!r} is neither an IP address nor a host name",
+                vars["ansible_host"].at,
+                hint="the address Ansible connects to, e.g. 10.10.0.21 or wn01.site.example.org",
+            )
     return Host(
         name=name,
         klass=klass,  # type: ignore[arg-type]
@@ -904,6 +973,7 @@ def _build_host(name: str, at: str, groups: list[str], vars: dict[str, Val], sit
         if "b2ct_ephemeral_force" in vars
         else False,
         where=at,
+        origins={key: val.at for key, val in vars.items() if val.at} | {"name": at},
     )
 
 
@@ -930,18 +1000,29 @@ def _nics(host: str, v: Val, site: Site) -> dict[str, Nic]:
                 mv.at,
             )
         mac = mac.lower().replace("-", ":")
+        problem = meaning.mac_problem(mac)
+        if problem:
+            _fail(
+                f"host {host}: MAC address {mac} {problem}",
+                mv.at,
+                hint="copy the NIC's address from its label",
+            )
         ip = None
         ip_at = where(nic, "ip") or at
-        if "ip" in nic and str(nic["ip"]).lower() != "dhcp":
+        if "ip" in nic:
             iv = _child(nic, "ip", at)
-            ip = _ip(iv, f"host {host} b2ct_nics.{net}.ip")
-            network = site.networks[str(net)]
-            if ip not in network.subnet:
-                _fail(f"host {host}: IP {ip} is outside the {net} subnet {network.subnet}", iv.at)
-            if ip in (network.subnet.network_address, network.subnet.broadcast_address):
-                _fail(f"host {host}: IP {ip} is the network or broadcast address of {network.subnet}", iv.at)
-            if network.gateway is not None and ip == network.gateway:
-                _fail(f"host {host}: IP {ip} is the {net} gateway", iv.at)
+            text = _str(iv, f"host {host} b2ct_nics.{net}.ip")
+            if text.lower() != "dhcp":
+                ip = _ip(iv, f"host {host} b2ct_nics.{net}.ip")
+                network = site.networks[str(net)]
+                if ip not in network.subnet:
+                    _fail(f"host {host}: IP {ip} is outside the {net} subnet {network.subnet}", iv.at)
+                problem = meaning.address_problem(ip, network.subnet)
+                if problem:
+                    first, last = meaning.usable(network.subnet)
+                    _fail(f"host {host}: IP {ip} {problem}", iv.at, hint=f"one of {first}–{last}")
+                if network.gateway is not None and ip == network.gateway:
+                    _fail(f"host {host}: IP {ip} is the {net} gateway", iv.at)
         out[str(net)] = Nic(str(net), mac, ip, mac_at=mv.at, ip_at=ip_at)
     if "private" not in out:
         _fail(f"host {host}: missing network 'private' in b2ct_nics", v.at)
@@ -952,7 +1033,15 @@ def _check_unique(hosts: list[Host]) -> None:
     macs: dict[str, str] = {}
     ips: dict[str, str] = {}
     serials: dict[str, str] = {}
+    shorts: dict[str, str] = {}
     for h in hosts:
+        if h.short_name in shorts:
+            _fail(
+                f"hosts {shorts[h.short_name]} and {h.name} have the same short name {h.short_name!r}: "
+                "the installer's console and the OpenNebula host list could not tell them apart",
+                h.where,
+            )
+        shorts[h.short_name] = h.name
         for nic in h.nics.values():
             if nic.mac in macs:
                 _fail(

@@ -71,7 +71,7 @@ class Nic:
 
 @dataclass(frozen=True)
 class Host:
-    name: str
+    name: str  # the inventory host name: a short name or an FQDN
     klass: HostClass
     frontend: bool
     nics: dict[str, Nic]
@@ -83,6 +83,13 @@ class Host:
     brick_disk: str | None = None
     ephemeral_force: bool = False
     where: str = ""  # file:line of the host's definition, for later error messages
+    # setting name → file:line of its value, to blame the inventory line for a problem found later
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def short_name(self) -> str:
+        """The first label of ``name``: inventories may name hosts by FQDN (wn02.site.example.org)."""
+        return self.name.split(".", 1)[0]
 
     @property
     def macs(self) -> list[str]:
@@ -189,6 +196,7 @@ class Site:
     opennebula: OpenNebulaSettings = field(default_factory=OpenNebulaSettings)
     source: str = ""  # the inventory path it was loaded from
     extra: dict[str, object] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # as Host.origins
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

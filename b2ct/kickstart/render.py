@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 from functools import cache
@@ -18,7 +19,7 @@ import yaml
 
 from b2ct import ROOT
 from b2ct.errors import B2ctError
-from b2ct.fsutil import atomic_write
+from b2ct.fsutil import output_error
 from b2ct.inventory import RELEASES, Host, Site, load
 from b2ct.kickstart.validate import validate
 
@@ -101,6 +102,7 @@ def _host_context(site: Site, host: Host) -> dict[str, Any]:
     nics.sort(key=lambda n: n["network"] != "private")  # private first: it carries the hostname
     return {
         "name": host.name,
+        "short": host.short_name,
         "klass": host.klass,
         "frontend": host.frontend,
         "serial": host.serial,
@@ -166,8 +168,12 @@ def render(
         )
     except (jinja2.TemplateError, TypeError, KeyError, AttributeError) as exc:
         raise _template_error(exc, templates) from None
+    by_path = {f"ks/{h.name}.cfg": h for h in site.hosts}
     for path, text in files.items():
-        validate(text, rel["handler"], path)
+        try:
+            validate(text, rel["handler"], path)
+        except B2ctError as exc:
+            raise _blame(exc, text, site, by_path.get(path)) from None
     return Rendered(name, files)
 
 
@@ -177,30 +183,110 @@ def render_media_set(inventory_path: str | Path, release: str | None = None) -> 
 
 
 def write(rendered: Rendered, outdir: str | Path) -> list[Path]:
-    """Write every file or none: a new directory is built aside and renamed into place."""
+    """Write every file or none: a new directory is built aside and renamed into place; into an existing
+    one, every file is written beside its target first and renamed only once all of them were written.
+
+    Raises B2ctError naming ``outdir`` and what happened (disk full, read-only, permission denied).
+    """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise B2ctError("output exists and is not a directory", where=outdir)
     parent = outdir.parent if outdir.parent != Path("") else Path(".")
     if not parent.is_dir():
         raise B2ctError(f"output directory's parent {parent} does not exist", where=outdir)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise B2ctError(f"cannot write in {parent}", where=outdir)
     if not outdir.exists():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
-        try:
-            for rel, text in rendered.files.items():
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_text(text, encoding="utf-8")
-            tmp.chmod(0o755)
-            tmp.rename(outdir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _write_new(rendered, outdir, parent)
     else:
-        if not os.access(outdir, os.W_OK | os.X_OK):
-            raise B2ctError("output directory is not writable", where=outdir)
-        for rel, text in rendered.files.items():
-            (outdir / rel).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(outdir / rel, text)
+        _write_into(rendered, outdir)
     return [outdir / rel for rel in rendered.files]
+
+
+def _write_new(rendered: Rendered, outdir: Path, parent: Path) -> None:
+    tmp: Path | None = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+        for rel, text in rendered.files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)
+        tmp.rename(outdir)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise output_error(exc, outdir) from None
+        raise
+
+
+def _write_into(rendered: Rendered, outdir: Path) -> None:
+    made_dirs: list[Path] = []
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for rel, text in rendered.files.items():
+            target = outdir / rel
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True)
+                made_dirs.append(target.parent)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+            temps.append((Path(name), target))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(name, 0o644)
+        for tmp, target in temps:
+            os.replace(tmp, target)
+    except BaseException as exc:
+        for tmp, _target in temps:
+            tmp.unlink(missing_ok=True)
+        for d in reversed(made_dirs):
+            shutil.rmtree(d, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise output_error(exc, outdir) from None
+        raise
+
+
+def _inventory_values(site: Site, host: Host | None) -> list[tuple[str, str, str]]:
+    """(text as rendered, setting, file:line) of the inventory values a kickstart line can carry."""
+    o = site.origins
+    found = [
+        (site.timezone, "b2ct_timezone", o.get("b2ct_timezone", "")),
+        (site.lang, "b2ct_lang", o.get("b2ct_lang", "")),
+        (site.keyboard, "b2ct_keyboard", o.get("b2ct_keyboard", "")),
+        (site.datastore_path, "b2ct_datastore_path", o.get("b2ct_datastore_path", "")),
+        (site.root_password_hash or "", "b2ct_root_password_hash", o.get("b2ct_root_password_hash", "")),
+        *[(url, "b2ct_repos", o.get("b2ct_repos", "")) for url in site.repos.values()],
+        *[(name, "b2ct_repos", o.get("b2ct_repos", "")) for name in site.repos],
+        *[(key, "b2ct_ssh_keys", o.get("b2ct_ssh_keys", "")) for key in site.ssh_keys],
+    ]
+    for net in site.networks.values():
+        found += [(str(x), "b2ct_networks", o.get("b2ct_networks", "")) for x in (net.gateway, *net.dns) if x]
+    for h in [host] if host else site.hosts:
+        found.append((h.name, "host name", h.where))
+        found.append((h.install_disk, "b2ct_install_disk", h.origins.get("b2ct_install_disk", h.where)))
+        for nic in h.nics.values():
+            found.append((nic.mac, f"{h.name} b2ct_nics.{nic.network}.mac", nic.mac_at))
+            if nic.ip:
+                found.append((str(nic.ip), f"{h.name} b2ct_nics.{nic.network}.ip", nic.ip_at))
+    return [(text, setting, at) for text, setting, at in found if text and at]
+
+
+def _blame(exc: B2ctError, text: str, site: Site, host: Host | None) -> B2ctError:
+    """Point a validator's complaint about a rendered line at the inventory line that put a value there.
+
+    The longest inventory value found in the rejected line is taken as the cause; the kickstart line stays
+    in the message. Without a match (a template's own text), the error stays on the kickstart line.
+    """
+    m = re.search(r":(\d+)$", exc.where or "")
+    lines = text.splitlines()
+    if not m or not 1 <= int(m.group(1)) <= len(lines):
+        return exc
+    line = lines[int(m.group(1)) - 1]
+    words = set(re.split(r"[\s=,\"']+", line))
+    hits = [
+        (t, s, at)
+        for t, s, at in _inventory_values(site, host)
+        if t in words or ((len(t) > 8 or not t.isalnum()) and t in line)
+    ]
+    if not hits:
+        return exc
+    value, setting, at = max(hits, key=lambda hit: len(hit[0]))
+    return B2ctError(f"{setting} {value!r}: {exc.message} (in {exc.where})", where=at, hint=exc.hint)
