@@ -11,6 +11,12 @@ Fixtures
   another lab for one test and takes it down after that test.
 - ``make_lab`` (plain function, not a fixture): a context manager for module- or class-scoped fixtures
   of your own: ``with make_lab(workers=1) as lab: ...``.
+- ``cloud`` (session): a lab of its own made into the real cloud: every role deployed (OpenNebula 6.10
+  from the lab's mirror), `cloud apply` (after a `--check` run on the fresh oned), every host
+  MONITORED, the Belle II image and template registered. A ``Cloud``: ``.lab``, ``.site``,
+  ``.endpoint``, ``.session``, ``.one()`` (a pyone client), ``.oneadmin(cmd)`` (a command as oneadmin
+  on the front-end), ``.planned`` / ``.applied`` (what the first check-mode and real applies said).
+  Tests that break it (a host stopped, a service down) put it back before they end.
 
 Tests that use them should carry ``@pytest.mark.lab`` and ``@pytest.mark.slow``. Without root or
 systemd-nspawn the fixtures skip the test instead of failing it.
@@ -24,8 +30,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shlex
 import shutil
+import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +98,99 @@ def lab_factory() -> Iterator[Callable[..., Lab]]:
 
     with stack:
         yield factory
+
+
+def boot_problem(lab: Lab) -> str | None:
+    """None when every host finished booting with no failed unit (failed boot units are started once
+    more, up to three times), else what went wrong."""
+    for host in lab.hosts:
+        state = lab.ssh(host, "timeout 180 systemctl is-system-running --wait").stdout.strip()
+        for _ in range(3):
+            if state != "degraded":
+                break
+            lab.ssh(host, "u=$(systemctl --failed --plain --no-legend | awk '{print $1}'); "
+                    "systemctl reset-failed; [ -z \"$u\" ] || systemctl start $u; sleep 1")  # fmt: skip
+            state = lab.ssh(host, "systemctl is-system-running").stdout.strip()
+        if state != "running":
+            failed = lab.ssh(host, "systemctl --failed --plain --no-legend").stdout.strip()
+            return f"{host} {state}: {failed}"
+    return None
+
+
+HOST_MONITORED = 2  # oned's HOST_STATES (host.xsd)
+
+
+@dataclass
+class Cloud:
+    lab: Lab
+    site: Any
+    endpoint: str
+    session: str
+    planned: list[str]
+    applied: list[str]
+    deploy_seconds: float
+
+    def one(self) -> Any:
+        from b2ct.opennebula.client import connect
+
+        return connect(self.endpoint, self.session)
+
+    def oneadmin(
+        self, cmd: str, host: str = "svc1", timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """``cmd`` as oneadmin (login shell: its one_auth, its ssh agent is not involved) on ``host``."""
+        return self.lab.ssh(host, f"su - oneadmin -c {shlex.quote(cmd)}", timeout=timeout)
+
+    def host_states(self) -> dict[str, int]:
+        return {str(h.NAME): int(h.STATE) for h in self.one().hostpool.info().HOST}
+
+    def wait_monitored(self, hosts: Sequence[str] | None = None, timeout: float = 180) -> None:
+        """Until oned reports every host (default: all) MONITORED; fails naming the states seen."""
+        want = set(hosts or self.lab.hosts)
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.host_states()
+            if all(states.get(h) == HOST_MONITORED for h in want):
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"hosts not MONITORED after {timeout:.0f}s: {states}")
+            time.sleep(1)
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    from b2ct.deploy import run
+    from b2ct.inventory import load
+    from b2ct.opennebula import belle2, client, plan
+    from b2ct.opennebula.reconcile import Reconciler
+
+    problems = []
+    with pytest.MonkeyPatch.context() as mp:
+        # Deploy logs and the fact cache of these runs stay in the session's temporary directory.
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cloud-cache")))
+        for _ in range(3):
+            with make_lab() as lab:
+                # A site deploys to cleanly booted hosts (see boot_problem); a lab that is not gets replaced.
+                problem = boot_problem(lab)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+                started = time.monotonic()
+                result = run(lab.inventory)
+                seconds = time.monotonic() - started
+                if not result.ok:
+                    tail = Path(result.log_dir, "stdout.txt").read_text()[-4000:] if result.log_dir else ""
+                    pytest.fail(f"cloud deploy failed: {result.summary()}\n{tail}")
+                site = load(lab.inventory)
+                endpoint = client.endpoint_for(site)
+                session = client.frontend_session(site, lab.inventory)
+                one = client.connect(endpoint, session)
+                the_plan = plan.build(site)
+                planned = [str(c) for c in Reconciler(one, endpoint, check=True).apply(the_plan)]
+                applied = [str(c) for c in Reconciler(one, endpoint).apply(the_plan)]
+                c = Cloud(lab, site, endpoint, session, planned, applied, seconds)
+                c.wait_monitored()
+                belle2.register(one, endpoint, site)
+                yield c
+                return
+    pytest.fail("no cleanly booted lab in 3 tries: " + "; ".join(problems))

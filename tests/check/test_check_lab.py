@@ -1,5 +1,5 @@
 """`b2ct check` against real lab hosts: real libvirtd (QEMU/TCG), glusterd, squid, bridges, XFS mounts.
-OpenNebula's oned cannot be installed here: its XML-RPC API is the test double tests/opennebula/fake_oned.py.
+The OpenNebula row against the real oned is tests/check/test_check_cloud.py (this lab has none).
 
 Failures are made real on the hosts (KSM switched on, a bridge down, the datastore unmounted, libvirtd
 stopped, a Gluster brick killed) and must come back as FAIL with the right reason.
@@ -16,7 +16,6 @@ import yaml
 
 from b2ct.inventory import load
 from tests.check.tests_check_util import by_check, chromium_dom, run_check
-from tests.opennebula.fake_oned import HOST_DISABLED, HOST_MONITORED, FakeOned
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 KSM_RUN = Path("/sys/kernel/mm/ksm/run")
@@ -123,50 +122,3 @@ def test_unreachable_host_is_reported_and_others_still_checked(ready_lab: Any, t
     assert [c["check"] for c in hosts["wn2"]["checks"]] == ["ssh"]
     assert "unreachable" in hosts["wn2"]["checks"][0]["reason"]
     assert hosts["wn1"]["reachable"] and by_check(hosts["wn1"])["libvirt"]["status"] == "pass"
-
-
-def test_opennebula_host_states_with_credentials_from_the_frontend(
-    ready_lab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The real CLI against the lab, oned being fake_oned (test double: OpenNebula can't be installed here).
-
-    Credentials come from ~oneadmin/.one/one_auth on the front-end (svc1), read by its probe."""
-    lab = ready_lab
-    monkeypatch.delenv("ONE_AUTH", raising=False)  # the CLI subprocess inherits the environment
-    fake = FakeOned()
-    url = fake.start()
-    try:
-        for name, state in (("svc1", HOST_MONITORED), ("svc2", 3), ("wn1", HOST_DISABLED)):  # wn2: absent
-            hid = fake.m_host_allocate(name, "kvm", "kvm")
-            fake.pools["host"][hid].attrs["state"] = state
-            if state == 3:  # ERROR: set by oned's monitoring, which fake_oned does not simulate
-                fake.pools["host"][hid].template["ERROR"] = "Error monitoring Host svc2 (1): ssh refused"
-        inv = tmp_path / "inv"
-        shutil.copytree(lab.inventory, inv)
-        with (inv / "group_vars" / "all.yml").open("a") as f:
-            f.write(f"b2ct_opennebula_endpoint: {url}\n")  # oned listens here, not on svc1
-        creds = (
-            "getent passwd oneadmin >/dev/null || useradd --system --home-dir /var/lib/one oneadmin;"
-            " d=$(getent passwd oneadmin | cut -d: -f6)/.one && mkdir -p $d"
-            f" && printf '%s\\n' {fake.session} > $d/one_auth"
-        )
-        lab.exec("svc1", creds, check=True)
-        try:
-            rc, report = run_check(inv, "--no-smoke")
-        finally:
-            lab.exec("svc1", "rm -f ~oneadmin/.one/one_auth")
-        rows = {h["name"]: by_check(h)["opennebula"] for h in report["hosts"]}
-        assert rows["svc1"]["status"] == "pass" and "MONITORED by OpenNebula 6.10.0" in rows["svc1"]["reason"]
-        assert rows["svc2"]["status"] == "fail" and "ssh refused" in rows["svc2"]["reason"], rows["svc2"]
-        assert rows["wn1"]["status"] == "fail" and "DISABLED" in rows["wn1"]["reason"], rows["wn1"]
-        assert rows["wn2"]["status"] == "fail" and "not registered" in rows["wn2"]["reason"], rows["wn2"]
-        assert rc == 1
-        assert [m for m, _ in fake.calls].count("one.hostpool.info") == 1, "one query per run, not per host"
-        # --one-auth wins, also with the front-end left out; wrong credentials are not a host verdict
-        bad = tmp_path / "one_auth"
-        bad.write_text("oneadmin:wrong\n")
-        rc, report = run_check(inv, "--no-smoke", "--limit", "wn2", "--one-auth", bad)
-        row = by_check(report["hosts"][0])["opennebula"]
-        assert row["status"] == "warn" and f"refused the credentials from {bad}" in row["reason"], row
-    finally:
-        fake.stop()

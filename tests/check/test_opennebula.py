@@ -1,9 +1,7 @@
-"""The OpenNebula check: decisions on host states, credentials, and the run's one host-pool query made with
-the real pyone client.
+"""The OpenNebula check without a cloud: decisions on host states, credentials, and endpoints that are
+not oned (a closed port, a port that accepts but never answers, an HTTP server that is not oned).
 
-OpenNebula's daemon cannot be installed on our machines, so the query goes to the XML-RPC test double
-tests/opennebula/fake_oned.py (responses shaped as oned 6.10/7.0 documents them). Unreachable endpoints
-are real: a closed port, a port that accepts but never answers, an HTTP server that is not oned.
+The query against the real oned, host states made for real included, is tests/check/test_check_cloud.py.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import http.server
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +22,6 @@ from b2ct.check.script import Section, build
 from b2ct.inventory import load
 from tests.check.test_report import EXAMPLE, usage_error
 from tests.conftest import edit
-from tests.opennebula.fake_oned import HOST_DISABLED, HOST_MONITORED, HOST_OFFLINE, FakeOned
-
-HOST_ERROR = 3  # fake_oned sets only the states its API calls reach; ERROR comes from monitoring
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOned]:
-    with FakeOned.running() as server:
-        yield server
-
-
-def seed(fake: FakeOned, name: str, state: int, error: str = "") -> None:
-    hid = fake.m_host_allocate(name, "kvm", "kvm")  # direct call: not logged as an API call
-    fake.pools["host"][hid].attrs["state"] = state
-    if error:
-        fake.pools["host"][hid].template["ERROR"] = error
 
 
 def pool(**states: int) -> OneFacts:
@@ -152,27 +133,6 @@ def test_site_without_frontend_gets_no_opennebula_check(site_copy: Path) -> None
 # ------------------------------------------------------------------------------------------ the query
 
 
-def test_one_query_per_run_reads_every_state(fake: FakeOned) -> None:
-    seed(fake, "svc1", HOST_MONITORED)
-    seed(fake, "wn01", HOST_ERROR, "Error monitoring Host wn01 (1): Could not connect")
-    seed(fake, "wn02", HOST_DISABLED)
-    seed(fake, "wn03", HOST_OFFLINE)
-    facts = opennebula.query(fake.url, fake.session, "test", timeout=10)  # type: ignore[attr-defined]
-    assert [m for m, _ in fake.calls] == ["one.system.version", "one.hostpool.info"]
-    rows = {n: decide.opennebula(n, facts) for n in ("svc1", "wn01", "wn02", "wn03", "wn04")}
-    assert rows["svc1"].status is Status.PASS and "6.10.0" in rows["svc1"].reason
-    assert rows["wn01"].status is Status.FAIL and "Could not connect" in rows["wn01"].reason
-    assert rows["wn02"].status is Status.FAIL and "DISABLED" in rows["wn02"].reason
-    assert rows["wn03"].status is Status.FAIL and "OFFLINE" in rows["wn03"].reason
-    assert rows["wn04"].status is Status.FAIL and "not registered" in rows["wn04"].reason
-
-
-def test_refused_credentials_are_not_a_host_verdict(fake: FakeOned) -> None:
-    facts = opennebula.query(fake.url, "oneadmin:wrong", "/tmp/auth", timeout=10)  # type: ignore[attr-defined]
-    r = decide.opennebula("svc1", facts)
-    assert r.status is Status.WARN and "refused the credentials from /tmp/auth" in r.reason
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,15 +173,22 @@ def test_http_server_that_is_not_oned() -> None:
     assert r.status is Status.WARN and "not an OpenNebula" in r.reason, r
 
 
-def test_gather_asks_the_endpoint_only_with_credentials(fake: FakeOned, site_copy: Path) -> None:
-    url = fake.url  # type: ignore[attr-defined]
-    with (site_copy / "group_vars" / "all.yml").open("a") as f:
-        f.write(f"b2ct_opennebula_endpoint: {url}\n")
-    site = load(site_copy)
-    facts = opennebula.gather(site, None, None, fe_checked=False, timeout=10)
-    assert facts.endpoint == url and facts.not_checked and "--limit" in facts.not_checked
-    assert not fake.calls
-    seed(fake, "one-fe", HOST_MONITORED)
-    facts = opennebula.gather(site, None, Section(0, fake.session), fe_checked=True, timeout=10)
-    assert decide.opennebula("one-fe", facts).status is Status.PASS
-    assert [m for m, _ in fake.calls] == ["one.system.version", "one.hostpool.info"]
+def test_gather_asks_the_endpoint_only_with_credentials(site_copy: Path) -> None:
+    """No credentials (front-end left out by --limit): the endpoint is never contacted. A listener that
+    only counts connections stands where oned would be."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/RPC2"
+        with (site_copy / "group_vars" / "all.yml").open("a") as f:
+            f.write(f"b2ct_opennebula_endpoint: {url}\n")
+        site = load(site_copy)
+        facts = opennebula.gather(site, None, None, fe_checked=False, timeout=10)
+        assert facts.endpoint == url and facts.not_checked and "--limit" in facts.not_checked
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
+        facts = opennebula.gather(site, None, Section(0, "oneadmin:secret"), fe_checked=True, timeout=1)
+        conn, _ = listener.accept()  # with credentials it does ask
+        conn.close()
+    assert facts.unreachable and "no answer in 1s" in facts.unreachable

@@ -146,9 +146,14 @@ def test_inventory_is_in_the_site_format(lab):
         "/var/lib/one/datastores/1",
     )
     assert images["bricks"] == ["svc1:/bricks/one-images/brick", "svc2:/bricks/one-images/brick"]
-    # OpenNebula's packages cannot be had in the lab: said once, in the inventory, for every play.
-    assert allv["opennebula_frontend_install_packages"] is False
-    assert allv["opennebula_node_install_packages"] is False
+    # The lab's OpenNebula mirror, served from its gateway, and what a lab without KVM needs.
+    gateway = allv["b2ct_networks"]["private"]["gateway"]
+    assert allv["b2ct_opennebula_mirror"] == f"http://{gateway}/opennebula/repo/6.10"
+    assert allv["b2ct_opennebula_mirror_gpgkey"] == f"http://{gateway}/opennebula/repo.key"
+    assert allv["b2ct_opennebula_hypervisor"] == "qemu"
+    assert allv["b2ct_opennebula_components"] == ["gate", "flow"]  # Sunstone, FireEdge: not in the mirror
+    assert allv["b2ct_belle2"]["image_url"] == f"http://{gateway}/images/b2ct-lab-guest.qcow2"
+    assert "opennebula_frontend_install_packages" not in allv
     for kind, disk_var in (("service", "b2ct_brick_disk"), ("worker", "b2ct_ephemeral_disk")):
         for name, hv in groups[kind]["hosts"].items():
             assert hv["ansible_user"] == "root"
@@ -244,7 +249,7 @@ def test_down_leaves_nothing():
         assert Path(r.stdout.strip()) == lab.inventory
         snap = snapshot(lab.name)
         assert len(snap["netns"]) == 4 and len(snap["loops"]) == 2 and len(snap["mounts"]) == 2
-        assert len(snap["pids"]) == 4  # nspawn + container init per host
+        assert len(snap["pids"]) == 5  # nspawn + container init per host, the mirror's HTTP server
         assert leftovers(snap) != []  # sanity: the probe sees the live lab
         r = cli("down", "--name", lab.name)
         assert r.returncode == 0, r.stderr
