@@ -3,12 +3,70 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from b2ct.errors import B2ctError
+
+# System errors that mean "this output cannot be written", and how b2ct says each.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+_SAYS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only filesystem",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "file too large for this filesystem",
+}
+
+
+def write_error(exc: OSError, where: str | Path) -> B2ctError:
+    """The one-line error for ``exc``, raised while writing output ``where``, said by its errno."""
+    says = _SAYS.get(exc.errno or 0)
+    if says is not None:
+        return B2ctError(f"cannot write: {says} ({os.strerror(exc.errno or 0)})", where=where)
+    return B2ctError(f"cannot write: {exc.strerror or exc}", where=where)
+
+
+@contextlib.contextmanager
+def output_errors(path: str | Path) -> Iterator[None]:
+    """Turn a failure to write any part of output ``path`` (its temp files and work files included)
+    into one error naming ``path``: a Python OSError by its errno, a tool's failure (b2ct.media.tools
+    ToolError) when its message names one of those errors. Everything else passes unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise write_error(exc, path) from None
+        raise
+    except B2ctError as exc:
+        code = getattr(exc, "errno", None)
+        if code in WRITE_ERRNOS:
+            raise write_error(OSError(code, os.strerror(code)), path) from None
+        raise
+
+
+def check_space(path: Path, needed: int, what: str) -> None:
+    """Refuse before writing when the filesystem of ``path`` has less than ``needed`` bytes free.
+
+    ``what`` says what needs the space, e.g. "a copy of the base ISO". Root may use the blocks ext4
+    reserves, so root is held to f_bfree, others to f_bavail (statvfs(3)).
+    """
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return  # the write itself will say what is wrong
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    if free < needed:
+        raise B2ctError(
+            f"cannot write: disk full: {what} needs {needed / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB free in {path.parent}",
+            where=path,
+            hint="free some space or choose another output directory",
+        )
 
 
 def _check_parent(path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import EPOCH, KICKSTART, LAYOUTS, b2ct
 
-from b2ct.media import bootcfg, esp, iso
+from b2ct.media import bootcfg, bootrecords, esp, iso
 from b2ct.media.layout import detect
 
 EXPECTED_LAYOUT = {"el6": "el6", "el9": "el7", "el10": "el10"}
@@ -33,9 +33,10 @@ def _all_kernel_args(path: Path, work: Path) -> dict[str, list[list[str]]]:
         if img in ins.files:
             iso.extract(path, [img], work / "x")
             images.append((work / "x" / img, 0, img))
-    app = iso.appended_esp(ins.info)
-    if app:
-        images.append((path, app.start, f"partition{app.number}"))
+    files, _ = iso.extents(path)
+    for region in bootrecords.esp_regions(path, files):
+        if region.file is None:
+            images.append((path, region.start, f"partition{region.partition.number}"))
     assert images, "no ESP found"
     for image, offset, name in images:
         for c in lay.uefi:
@@ -85,9 +86,9 @@ def test_kickstart_and_boot_records_kept(layout: str, base_iso, built_iso, tmp_p
     boots = [ln for ln in report.splitlines() if ln.startswith("El Torito boot img :")]
     assert any(" BIOS " in ln for ln in boots) and any(" UEFI " in ln for ln in boots), report
     assert "MBR partition      :" in report  # hybrid: can be dd'd to a key
-    base_parts = iso.partitions(base_iso(layout))
-    parts = iso.partitions(out)
-    assert [(p.number, p.esp) for p in parts] == [(p.number, p.esp) for p in base_parts]
+    base_parts = bootrecords.partitions(base_iso(layout))
+    parts = bootrecords.partitions(out)
+    assert [(p.number, p.scheme, p.esp) for p in parts] == [(p.number, p.scheme, p.esp) for p in base_parts]
     # What a firmware booting the dd'd key reads: the ESP partition must hold the edited configs.
     esp_part = next(p for p in parts if p.esp)
     text = esp.read_file(out, esp_part.start, iso.inspect(out).layout.uefi[0].path, "t") or ""
@@ -234,8 +235,8 @@ def test_growing_a_stand_in_gives_the_same_bytes(
     calls: list[grow.Plan | None] = []
     real_plan = grow.plan
 
-    def recorded(base: Path) -> grow.Plan | None:
-        calls.append(real_plan(base))
+    def recorded(base: Path, report) -> grow.Plan | None:
+        calls.append(real_plan(base, report))
         return calls[-1]
 
     monkeypatch.setattr(grow, "plan", recorded)
@@ -247,7 +248,7 @@ def test_growing_a_stand_in_gives_the_same_bytes(
     ((kernel_off, kernel_size),) = files["images/pxeboot/vmlinuz"]
     assert not any(off < kernel_off + kernel_size and kernel_off < off + n for off, n in p.keep)
     assert p.kept_bytes < p.size // 2
-    monkeypatch.setattr(grow, "plan", lambda base: None)  # grow the finished copy itself
+    monkeypatch.setattr(grow, "plan", lambda base, report: None)  # grow the finished copy itself
     iso.build_iso(base_iso(layout), plain, kss)
     assert overlapped.read_bytes() == plain.read_bytes()
     assert not list(tmp_path.glob(".*.part")), "temporary output left behind"
