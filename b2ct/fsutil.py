@@ -31,11 +31,30 @@ def write_error(exc: OSError, where: str | Path) -> B2ctError:
     return B2ctError(f"cannot write: {exc.strerror or exc}", where=where)
 
 
+# A tool that failed while less than this was left free on the output's filesystem ran out of space:
+# tools do not always say so (xorriso can report a stale errno after a short write).
+NEARLY_FULL = 2 << 20
+
+
+def filesystem_trouble(directory: Path) -> int | None:
+    """EROFS or ENOSPC when the filesystem of ``directory`` is read-only or (nearly) full, else None."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    return errno.ENOSPC if free < NEARLY_FULL else None
+
+
 @contextlib.contextmanager
-def output_errors(path: str | Path) -> Iterator[None]:
-    """Turn a failure to write any part of output ``path`` (its temp files and work files included)
-    into one error naming ``path``: a Python OSError by its errno, a tool's failure (b2ct.media.tools
-    ToolError) when its message names one of those errors. Everything else passes unchanged."""
+def output_errors(path: str | Path, directory: Path | None = None) -> Iterator[None]:
+    """Turn a failure to write any part of output ``path`` (its temp and work files included, all in
+    ``directory``, by default the output's) into one error naming ``path``: a Python OSError by its
+    errno; a tool's failure (b2ct.media.tools.ToolError) by the system error its message names or, when
+    it names none, by the state of the filesystem at that moment. Everything else passes unchanged."""
+    where = directory or Path(path).parent
     try:
         yield
     except OSError as exc:
@@ -43,8 +62,10 @@ def output_errors(path: str | Path) -> Iterator[None]:
             raise write_error(exc, path) from None
         raise
     except B2ctError as exc:
-        code = getattr(exc, "errno", None)
-        if code in WRITE_ERRNOS:
+        if not hasattr(exc, "errno"):
+            raise
+        code = exc.errno if exc.errno in WRITE_ERRNOS else filesystem_trouble(where)
+        if code is not None:
             raise write_error(OSError(code, os.strerror(code)), path) from None
         raise
 
@@ -52,8 +73,8 @@ def output_errors(path: str | Path) -> Iterator[None]:
 def check_space(path: Path, needed: int, what: str) -> None:
     """Refuse before writing when the filesystem of ``path`` has less than ``needed`` bytes free.
 
-    ``what`` says what needs the space, e.g. "a copy of the base ISO". Root may use the blocks ext4
-    reserves, so root is held to f_bfree, others to f_bavail (statvfs(3)).
+    ``what`` says what needs the space, e.g. "a copy of the base ISO" (it "needs" N MiB). Root may use
+    the blocks ext4 reserves, so root is held to f_bfree, others to f_bavail (statvfs(3)).
     """
     try:
         st = os.statvfs(path.parent)

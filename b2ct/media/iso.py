@@ -11,7 +11,7 @@ from pathlib import Path
 
 from b2ct import fsutil
 from b2ct.errors import B2ctError
-from b2ct.fsutil import atomic_output
+from b2ct.fsutil import atomic_output, copy_range
 from b2ct.media import bootcfg, bootrecords, esp, grow, isomd5, tools, verify
 from b2ct.media.labels import validate_iso_label
 from b2ct.media.layout import Layout, detect
@@ -88,6 +88,20 @@ def extract(iso: Path, paths: list[str], dest: Path) -> None:
         ],
         what=str(iso),
     )
+
+
+def copy_out(iso: Path, files: dict[str, list[tuple[int, int]]], paths: list[str], dest: Path) -> None:
+    """Copy ``paths`` out of ``iso`` into ``dest`` from their data extents (``files``, as survey or
+    extents give them). Unlike xorriso's extraction, a failure to write keeps its system error."""
+    with iso.open("rb") as src:
+        for rel in paths:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as f:
+                pos = 0
+                for off, size in files.get(rel, []):
+                    copy_range(src.fileno(), off, f.fileno(), pos, size)
+                    pos += size
 
 
 def extents(path: Path) -> tuple[dict[str, list[tuple[int, int]]], set[str]]:
@@ -194,7 +208,7 @@ def _rewrite_media(
     embedded = list(
         dict.fromkeys([*(r.file for r in regions if r.file), *(p for p in lay.esp_images if p in ins.files)])
     )
-    extract(base, [c.path for c in present] + embedded, work / "tree")
+    copy_out(base, report.files, [c.path for c in present] + embedded, work / "tree")
     for cfg in present:
         src = work / "tree" / cfg.path
         text = src.read_text(encoding="utf-8", errors="surrogateescape")

@@ -129,8 +129,11 @@ def tool_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if env is None else env), "LC_ALL": "C.UTF-8", "LANGUAGE": ""}
 
 
-# strerror() texts in the C locale, for the errors that mean "the output cannot be written".
-_ERRNO_TEXTS = {os.strerror(e): e for e in (*WRITE_ERRNOS, errno.EIO)}
+# strerror() texts in the C locale, for the errors that mean "the output cannot be written", and
+# xorriso's own words for a full disk (it checks the space before writing; it has no translations).
+_ERRNO_TEXTS = {os.strerror(e): e for e in (*WRITE_ERRNOS, errno.EIO)} | {
+    "exceeds free space on media": errno.ENOSPC
+}
 
 
 def _errno_in(lines: list[str]) -> int | None:
@@ -156,15 +159,17 @@ def run(
     except OSError as exc:
         raise B2ctError(f"cannot run {args[0]}: {exc.strerror}", where=what) from None
     if proc.returncode != 0:
-        raise _failure(proc.stderr or proc.stdout, Path(args[0]).name, what)
+        raise _failure(proc.stderr or proc.stdout, Path(args[0]).name, what, proc.stdout + proc.stderr)
     return proc.stdout
 
 
-def _failure(output: bytes, tool: str, where: str) -> ToolError:
+def _failure(output: bytes, tool: str, where: str, everything: bytes | None = None) -> ToolError:
+    """The tool's last complaint in ``output``; the system error, if any, from ``everything`` it said."""
     lines = [ln.strip() for ln in output.decode(errors="replace").splitlines() if ln.strip()]
     failing = [ln for ln in lines if re.search(r"FAILURE|SORRY|FATAL|error|cannot|Cannot", ln)]
     msg = (failing or lines or [f"{tool} failed"])[-1]
-    return ToolError(f"{tool}: {msg}", where=where, errno=_errno_in(lines))
+    said = (everything or output).decode(errors="replace").splitlines()
+    return ToolError(f"{tool}: {msg}", where=where, errno=_errno_in(said))
 
 
 _PERCENT = re.compile(r"UPDATE\s*:\s*([\d.]+)% done")

@@ -265,11 +265,11 @@ def make_usb(
     with contextlib.ExitStack() as stack:
         t = stack.enter_context(tempfile.TemporaryDirectory(prefix="b2ct-usb-", dir=work_parent))
         named = image if image is not None else f"{t}/key.img (the key's image, before writing {device})"
-        stack.enter_context(fsutil.output_errors(named))
+        stack.enter_context(fsutil.output_errors(named, Path(t)))
         with step(f"point the boot entries of {src_iso.name} at {label}"):
             key = prepare_tree(src_iso, Path(t) / "local", label, kickstarts, timeout, epoch)
         ins = key.inspected
-        fsutil.check_space(image or Path(t) / "key.img", key.data_bytes, "the installer files")
+        fsutil.check_space(image or Path(t) / "key.img", key.data_bytes, "the installer files on the key")
         if image is not None:
             with atomic_output(image) as tmp:
                 with step(f"build FAT32 image {image.name} ({size / 2**30:.1f} GiB)"):
