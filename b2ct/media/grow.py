@@ -52,7 +52,9 @@ def plan(base: Path, report: Survey) -> Plan | None:
     size = base.stat().st_size
     nwa = report.nwa
     head = head_bytes(report.partition_offset)
-    if nwa is None or not head <= nwa <= size:
+    # nwa may lie past the end of the file: an image whose volume spans an appended partition (EL10)
+    # ends before the next aligned address. Growing then leaves zeros between, in both ways.
+    if nwa is None or nwa < head:
         return None
     large: list[tuple[int, int]] = []
     small: list[tuple[int, int]] = []
@@ -80,6 +82,7 @@ def lay_over(stand: Path, p: Plan, out: Path) -> None:
         raise B2ctError("the copy of the base ISO is incomplete", where=str(out))
     with stand.open("rb") as fi, out.open("r+b") as fo:
         for off, n in ((0, p.head), (p.nwa, end - p.nwa)):
-            copy_range(fi.fileno(), off, fo.fileno(), off, n)
+            if n > 0:
+                copy_range(fi.fileno(), off, fo.fileno(), off, n)
         if end < p.size:  # as growing the copy itself would leave it
             os.ftruncate(fo.fileno(), end)

@@ -394,11 +394,15 @@ def _write(
     end = stand.stat().st_size
     with stand.open("rb") as f:
         head = f.read(plan.head)
+    # The output will be: the stand-in's head, the base's bytes up to the new session (what the copy
+    # holds there), then the stand-in's new session (and the zeros before it, if it starts past the
+    # base's end).
+    middle = min(plan.nwa, plan.size, end)
     segments = [isomd5.Segment(stand, 0, plan.head)]
-    if plan.nwa > plan.head:
-        segments.append(isomd5.Segment(base, plan.head, min(plan.nwa, end) - plan.head))
-    if end > plan.nwa:
-        segments.append(isomd5.Segment(stand, plan.nwa, end - plan.nwa))
+    if middle > plan.head:
+        segments.append(isomd5.Segment(base, plan.head, middle - plan.head))
+    if end > middle:
+        segments.append(isomd5.Segment(stand, middle, end - middle))
     checksum = isomd5.Checksum(segments, head, str(out))
     try:
         copier.wait(f"copying {base.name}")

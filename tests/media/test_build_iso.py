@@ -189,6 +189,13 @@ def test_inventory_release_must_match_the_iso(base_iso, tmp_path: Path, layout: 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_media_check_passes(layout: str, built_iso) -> None:
+    """Entries with rd.live.check run checkisomd5 in the installer: without a checksum it halts."""
+    check = subprocess.run(["checkisomd5", built_iso(layout)], capture_output=True, text=True)
+    assert check.returncode == 0 and "result is: PASS" in check.stdout + check.stderr, check
+
+
 def test_rebuild_leaves_no_old_kickstart(built_iso, tmp_path: Path) -> None:
     """Growing keeps old bytes; a base that already has kickstarts is rewritten whole, so none linger."""
     assert KICKSTART.encode() in built_iso("el9").read_bytes()
@@ -201,6 +208,8 @@ def test_rebuild_leaves_no_old_kickstart(built_iso, tmp_path: Path) -> None:
     assert b"# replacement kickstart" in data
     assert KICKSTART.encode() not in data
     assert _all_kernel_args(out, tmp_path / "x")  # still a readable, recognised EL ISO
+    check = subprocess.run(["checkisomd5", out], capture_output=True, text=True)  # written whole: same check
+    assert "result is: PASS" in check.stdout + check.stderr, check
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
@@ -222,13 +231,17 @@ def test_iso_under_dev(base_iso, kickstart_file: Path) -> None:
         assert esp.read_file(key, 1 << 20, "ks.cfg", "t") == KICKSTART
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", [*LAYOUTS, "lorax-el10"])
 def test_growing_a_stand_in_gives_the_same_bytes(
-    layout: str, base_iso, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    layout: str, base_iso, lorax_iso, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """build-iso grows a stand-in while the copy runs; the result must be what growing the copy gives."""
+    """build-iso grows a stand-in while the copy runs; the result must be what growing the copy gives
+    (lorax's EL10 media: -partition_offset 16 makes growing rewrite a second superblock too)."""
     from b2ct.media import grow
 
+    if layout.startswith("lorax-"):
+        base_iso = lambda _: lorax_iso("el10")  # noqa: E731
+        layout = "el10"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     kss = {"ks.cfg": KICKSTART}
     overlapped, plain = tmp_path / "overlapped.iso", tmp_path / "plain.iso"
