@@ -98,7 +98,7 @@ def prepare_tree(
     }
     configs = lay.firmware_configs(set(extents))
     images = [p for p in lay.esp_images if p in extents]
-    iso.extract(src_iso, [c.path for c in configs] + images, local)
+    iso.copy_out(src_iso, extents, [c.path for c in configs] + images, local)
     for rel, text in kickstarts.items():
         dst = local / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def prepare_tree(
             hint="pass --kickstart FILE or --inventory PATH, or use an ISO made by b2ct build-iso",
         )
     if "ks.cfg" not in kickstarts:
-        iso.extract(src_iso, ["ks.cfg"], local)  # read back against the key later
+        iso.copy_out(src_iso, extents, ["ks.cfg"], local)  # read back against the key later
     spec = key_spec(lay, label, timeout)
     bios_entries: list[bootcfg.Entry] = []
     for cfg in configs:

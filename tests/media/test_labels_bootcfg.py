@@ -192,3 +192,31 @@ def test_grub_legacy_rewritten() -> None:
 def test_config_without_entries_refused(syntax: str, text: str) -> None:
     with pytest.raises(B2ctError, match="no boot entry"):
         bootcfg.rewrite(text, syntax, EL9, where="x.cfg")
+
+
+def test_isolinux_entry_with_initrd_line_gets_an_append_line() -> None:
+    """An entry may name its initrd on its own line and have no append line: it still boots the
+    installer, so it gets the kickstart; a kernel without initrd (memtest) is left alone."""
+    text = (
+        "default sep\nlabel sep\n  kernel vmlinuz\n  initrd initrd.img\n"
+        "label memtest\n  kernel memtest\nlabel linux\n  kernel vmlinuz\n  append initrd=initrd.img quiet\n"
+    )
+    assert bootcfg.unedited(text, "isolinux", EL9)  # both installer entries lack it before
+    out = bootcfg.rewrite_isolinux(text, EL9)
+    assert bootcfg.unedited(out, "isolinux", EL9) == []
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert lines[lines.index("kernel vmlinuz") + 1].startswith("append inst.stage2=hd:LABEL=B2CTKEY")
+    assert lines[lines.index("kernel memtest") + 1] == "label linux"
+
+
+@pytest.mark.parametrize(
+    ("text", "syntax"),
+    [
+        (GRUB, "grub2"),
+        (LEGACY, "grub-legacy"),
+        (ISOLINUX, "isolinux"),
+        ("set timeout=5\nconfigfile /EFI/BOOT/other.cfg\n", None),
+    ],
+)
+def test_syntax_of(text: str, syntax: str | None) -> None:
+    assert bootcfg.syntax_of(text) == syntax
