@@ -349,9 +349,14 @@ def _remaster(
         with step(f"write {out.name}"):
             start = time.monotonic()
             checksum = _write(base, tmp, work, cmd, env, copier, report if growing else None, out)
-            with step("read back every boot config"):
-                _verify(base, tmp, lay, spec, out)
-            isomd5.implant(tmp, checksum.result())
+            try:  # the read-back overlaps the checksum's hashing
+                with step("read back every boot config"):
+                    _verify(base, tmp, lay, spec, out)
+                field = checksum.result()
+            except BaseException:
+                checksum.cancel()
+                raise
+            isomd5.implant(tmp, field)
             info(
                 f"{tmp.stat().st_size / 2**20:.0f} MiB in {time.monotonic() - start:.1f}s, "
                 "media checksum implanted"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from b2ct.errors import B2ctError
 from b2ct.media import bootcfg, bootrecords, esp
-from b2ct.media.layout import Layout
+from b2ct.media.layout import Config, Layout
 
 
 def _read_extents(path: Path, parts: list[tuple[int, int]]) -> str:
@@ -86,7 +86,7 @@ def key_problems(
     checked, problems = 0, []
     configs = [*layout.firmware_configs(names)]
     if "syslinux/syslinux.cfg" in names:
-        configs.append(type(layout.bios)("syslinux/syslinux.cfg", "isolinux"))
+        configs.append(Config("syslinux/syslinux.cfg", "isolinux"))
     for cfg in configs:
         text = esp.read_file(image, offset, cfg.path, where) or ""
         syntax = cfg.syntax or bootcfg.syntax_of(text)
