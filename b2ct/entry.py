@@ -12,9 +12,44 @@ from b2ct.errors import B2ctError
 from b2ct.ui import console
 
 try:  # recent typer releases carry their own copy of click: its usage errors are not click's classes
-    from typer._click.exceptions import ClickException as UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - typer that uses the installed click
-    from click import ClickException as UsageError
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+
+def _command_words(app: typer.Typer, argv: list[str]) -> list[str]:
+    """The (sub)command names at the start of ``argv``, e.g. ["lab", "up"], found in the command tree."""
+    from typer.main import get_command
+
+    words: list[str] = []
+    node = get_command(app)
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        sub = getattr(node, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        node = sub
+    return words
+
+
+def _usage_line(exc: UsageError, app: typer.Typer, argv: list[str], prog: str) -> str:
+    """click's usage error as one line: which command, what is wrong, where the help is.
+
+    click prints the usage synopsis, a "Try --help" line and the message on three or four lines;
+    b2ct promises one line for bad input, like its own errors.
+    """
+    words: list[str] = []
+    ctx = exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the root's name is the program's, not a command
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    if exc.ctx is None:  # the option parser's errors carry no context: find the command in argv
+        words = _command_words(app, argv)
+    command = " ".join([*prog.split()[1:], *(w for w in words if w)])  # `b2ct lab` runs as its own prog
+    text = f"{command}: {exc.format_message()}" if command else exc.format_message()
+    return " ".join(f"{text} (hint: {prog.split()[0]} {command} --help)".split())
 
 
 class _Stdout:
@@ -27,7 +62,7 @@ class _Stdout:
         return getattr(self._real, name)
 
     def _guard(self, call: Any, *args: Any) -> Any:
-        from b2ct.fsutil import output_error
+        from b2ct.fsutil import write_error
 
         try:
             return call(*args)
@@ -36,7 +71,7 @@ class _Stdout:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self._real.fileno())
             os.close(null)
-            raise output_error(exc, "standard output") from None
+            raise write_error(exc, "standard output") from None
 
     def write(self, text: str) -> int:
         return self._guard(self._real.write, text)
@@ -55,8 +90,9 @@ def run(app: typer.Typer, argv: list[str] | None = None, prog_name: str | None =
 
 
 def _run(app: typer.Typer, argv: list[str] | None, prog_name: str | None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, standalone_mode=False, prog_name=prog_name)
+        result = app(args=args, standalone_mode=False, prog_name=prog_name)
         sys.stdout.flush()
     except B2ctError as exc:
         console.print(f"b2ct: error: {exc.oneline()}", markup=False, soft_wrap=True)
@@ -69,7 +105,15 @@ def _run(app: typer.Typer, argv: list[str] | None, prog_name: str | None) -> int
     except typer.Abort:
         console.print("b2ct: aborted", markup=False)
         return 1
-    except UsageError as exc:  # usage errors: click's own message, exit 2
+    except NoArgsIsHelpError as exc:  # a bare `b2ct` or command group: its help is the answer
         exc.show()
         return exc.exit_code
+    except UsageError as exc:  # bad option, value or command: one line, exit 2
+        console.print(
+            f"b2ct: error: {_usage_line(exc, app, args, prog_name or 'b2ct')}", markup=False, soft_wrap=True
+        )
+        return 2
+    except ClickException as exc:  # other click errors (e.g. an unreadable file argument)
+        console.print(f"b2ct: error: {' '.join(exc.format_message().split())}", markup=False, soft_wrap=True)
+        return 2
     return result if isinstance(result, int) else 0

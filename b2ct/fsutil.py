@@ -11,22 +11,86 @@ from pathlib import Path
 
 from b2ct.errors import B2ctError
 
-_WHAT_HAPPENED = {
-    errno.ENOSPC: "no space left on its filesystem (disk full)",
+# System errors that mean "this output cannot be written", and how b2ct says each.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+_SAYS = {
+    errno.ENOSPC: "disk full",
     errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "its filesystem is read-only",
+    errno.EROFS: "read-only filesystem",
     errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "file too large for this filesystem",
     errno.ENOENT: "its directory does not exist",
     errno.EIO: "input/output error on its device",
 }
 
 
-def output_error(exc: OSError, path: str | Path) -> B2ctError:
-    """A one-line error naming the output ``path`` and what happened to the write (by errno, never by the
-    translated message text)."""
-    reason = _WHAT_HAPPENED.get(exc.errno or 0) or exc.strerror or str(exc)
-    return B2ctError(f"cannot write the output: {reason}", where=path)
+def write_error(exc: OSError, where: str | Path) -> B2ctError:
+    """The one-line error for ``exc``, raised while writing output ``where``, said by its errno (never
+    by the translated message text)."""
+    says = _SAYS.get(exc.errno or 0)
+    if says is not None:
+        return B2ctError(f"cannot write: {says} ({os.strerror(exc.errno or 0)})", where=where)
+    return B2ctError(f"cannot write: {exc.strerror or exc}", where=where)
+
+
+# A tool that failed while less than this was left free on the output's filesystem ran out of space:
+# tools do not always say so (xorriso can report a stale errno after a short write).
+NEARLY_FULL = 2 << 20
+
+
+def filesystem_trouble(directory: Path) -> int | None:
+    """EROFS or ENOSPC when the filesystem of ``directory`` is read-only or (nearly) full, else None."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    return errno.ENOSPC if free < NEARLY_FULL else None
+
+
+@contextlib.contextmanager
+def output_errors(path: str | Path, directory: Path | None = None) -> Iterator[None]:
+    """Turn a failure to write any part of output ``path`` (its temp and work files included, all in
+    ``directory``, by default the output's) into one error naming ``path``: a Python OSError by its
+    errno; a tool's failure (b2ct.media.tools.ToolError) by the system error its message names or, when
+    it names none, by the state of the filesystem at that moment. Everything else passes unchanged."""
+    where = directory or Path(path).parent
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise write_error(exc, path) from None
+        raise
+    except B2ctError as exc:
+        if not hasattr(exc, "errno"):
+            raise
+        code = exc.errno if exc.errno in WRITE_ERRNOS else filesystem_trouble(where)
+        if code is not None:
+            raise write_error(OSError(code, os.strerror(code)), path) from None
+        raise
+
+
+def check_space(path: Path, needed: int, what: str) -> None:
+    """Refuse before writing when the filesystem of ``path`` has less than ``needed`` bytes free.
+
+    ``what`` says what needs the space, e.g. "a copy of the base ISO" (it "needs" N MiB). Root may use
+    the blocks ext4 reserves, so root is held to f_bfree, others to f_bavail (statvfs(3)).
+    """
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return  # the write itself will say what is wrong
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    if free < needed:
+        raise B2ctError(
+            f"cannot write: disk full: {what} needs {needed / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB free in {path.parent}",
+            where=path,
+            hint="free some space or choose another output directory",
+        )
 
 
 def _check_parent(path: Path) -> None:
@@ -35,8 +99,8 @@ def _check_parent(path: Path) -> None:
         raise B2ctError(f"output directory {parent} does not exist", where=path)
     if not os.access(parent, os.W_OK | os.X_OK):
         read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
-        reason = _WHAT_HAPPENED[errno.EROFS if read_only else errno.EACCES]
-        raise B2ctError(f"cannot write the output: {reason} (directory {parent})", where=path)
+        code = errno.EROFS if read_only else errno.EACCES
+        raise B2ctError(f"cannot write: {_SAYS[code]} (directory {parent})", where=path)
 
 
 @contextlib.contextmanager
@@ -66,7 +130,7 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path
             else:
                 tmp.write_bytes(data)
     except OSError as exc:
-        raise output_error(exc, path) from None
+        raise write_error(exc, path) from None
     return path
 
 

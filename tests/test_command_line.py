@@ -27,6 +27,38 @@ def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
     assert result.err.strip(), "a usage error must say what is wrong"
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["build-iso", "--timeout", "-1"], ["build-iso", "--timeout", "-1"]),
+        (["make-usb", "--iso", "x.iso", "--timeout", "soon"], ["make-usb", "--timeout", "soon"]),
+        (["build-iso", "--tmeout", "3"], ["build-iso", "--tmeout", "--timeout"]),
+        (["build-iso", "-k", "ks.cfg"], ["build-iso", "--base-iso"]),
+        (["build-iso", "--timeout"], ["build-iso", "--timeout", "requires an argument"]),
+        (["fetch-iso"], ["fetch-iso", "release"]),
+        (["kickstart", "--no-such-option"], ["kickstart", "--no-such-option"]),
+        (["lab", "up", "--hosts"], ["lab up", "--hosts"]),
+        (["check", "--min-free", "x"], ["check", "--min-free"]),
+        (["no-such-command"], ["no-such-command"]),
+        (["--bogus"], ["--bogus"]),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], fragments: list[str]) -> None:
+    """click prints usage, a "Try --help" line and the error on 3-4 lines; b2ct promises one line."""
+    result = run_cli(*args)
+    assert result.rc == 2, (result.rc, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("b2ct: error: "), result.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "--help" in lines[0]  # says where to look
+
+
+def test_bare_group_still_shows_its_help() -> None:
+    result = run_cli("inventory")
+    assert "Usage:" in result.out + result.err and "b2ct: error" not in result.err
+
+
 def test_every_product_registers_its_commands() -> None:
     result = run_cli("--help")
     assert result.rc == 0

@@ -19,7 +19,7 @@ import yaml
 
 from b2ct import ROOT
 from b2ct.errors import B2ctError
-from b2ct.fsutil import output_error
+from b2ct.fsutil import write_error
 from b2ct.inventory import RELEASES, Host, Site, load
 from b2ct.kickstart.validate import validate
 
@@ -214,7 +214,7 @@ def _write_new(rendered: Rendered, outdir: Path, parent: Path) -> None:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise output_error(exc, outdir) from None
+            raise write_error(exc, outdir) from None
         raise
 
 
@@ -240,7 +240,7 @@ def _write_into(rendered: Rendered, outdir: Path) -> None:
         for d in reversed(made_dirs):
             shutil.rmtree(d, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise output_error(exc, outdir) from None
+            raise write_error(exc, outdir) from None
         raise
 
 

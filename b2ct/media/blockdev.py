@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from b2ct.errors import B2ctError
-from b2ct.fsutil import merge_ranges
+from b2ct.fsutil import merge_ranges, write_error
 from b2ct.ui import byte_progress
 
 if TYPE_CHECKING:
@@ -167,22 +167,25 @@ def _progress(description: str, total: int) -> tuple[Progress, int]:
     return p, p.add_task(description, total=total)
 
 
-def write_verified(src: Path, dst: Path, *, sparse: bool, zero_ends: bool = False, head: int = 0) -> int:
+def write_verified(
+    src: Path, dst: Path, *, sparse: bool, zero_ends: bool = False, head: int = 0, name: str | None = None
+) -> int:
     """Copy ``src`` onto ``dst`` (device or file), fsync, read back and compare; return bytes written.
 
     ``sparse`` copies only the data regions of ``src``, plus its first ``head`` bytes whole (filesystem
     metadata whose zeros matter); ``zero_ends`` also clears the first and last MiB of ``dst`` so stale
-    partition tables (a GPT and its backup) cannot survive.
+    partition tables (a GPT and its backup) cannot survive. Errors name ``name`` (default ``dst``): the
+    output the user asked for when ``dst`` is its temporary file.
     """
     size = src.stat().st_size
-    where = str(dst)
+    where = name or str(dst)
     sfd = os.open(src, os.O_RDONLY)
     try:
         extents = merge_ranges([(0, min(head, size)), *data_extents(sfd, size)]) if sparse else [(0, size)]
         try:
             dfd = os.open(dst, os.O_WRONLY | (os.O_EXCL if dst.is_block_device() else os.O_CREAT))
         except OSError as exc:
-            raise B2ctError(f"cannot open for writing: {exc.strerror}", where=where) from None
+            raise write_error(exc, where) from None
         total = sum(n for _, n in extents)
         digest_w = hashlib.sha256()
         try:
@@ -202,16 +205,16 @@ def write_verified(src: Path, dst: Path, *, sparse: bool, zero_ends: bool = Fals
                         progress.advance(task, len(chunk))
             os.fsync(dfd)
         except OSError as exc:
-            raise B2ctError(f"write failed: {exc.strerror}", where=where) from None
+            raise write_error(exc, where) from None
         finally:
             os.close(dfd)
     finally:
         os.close(sfd)
-    verify(dst, extents, digest_w.hexdigest())
+    verify(dst, extents, digest_w.hexdigest(), where)
     return total
 
 
-def verify(dst: Path, extents: list[tuple[int, int]], expected: str) -> None:
+def verify(dst: Path, extents: list[tuple[int, int]], expected: str, where: str | None = None) -> None:
     """Read back what was written (bypassing the page cache for devices) and compare checksums."""
     flags = os.O_RDONLY
     if dst.is_block_device():
@@ -230,7 +233,8 @@ def verify(dst: Path, extents: list[tuple[int, int]], expected: str) -> None:
                     chunk = os.pread(fd, min(CHUNK, n - done), off + done)
                     if not chunk:
                         raise B2ctError(
-                            "read-back ended early: the medium is smaller than written", where=str(dst)
+                            "read-back ended early: the medium is smaller than written",
+                            where=where or str(dst),
                         )
                     digest.update(chunk)
                     done += len(chunk)
@@ -239,5 +243,7 @@ def verify(dst: Path, extents: list[tuple[int, int]], expected: str) -> None:
         os.close(fd)
     if digest.hexdigest() != expected:
         raise B2ctError(
-            "read-back differs from what was written", where=str(dst), hint="the medium may be failing"
+            "read-back differs from what was written",
+            where=where or str(dst),
+            hint="the medium may be failing",
         )

@@ -95,22 +95,59 @@ def _abs(path: str, base_dir: str) -> str:
     return path if path.startswith("/") else f"{base_dir.rstrip('/')}/{path}"
 
 
-def rewrite_isolinux(text: str, spec: BootSpec, where: str = "isolinux.cfg") -> str:
-    lines = text.splitlines()
-    out: list[str] = []
-    edited = 0
-    labels: list[tuple[str, bool]] = []  # (label name, has initrd append)
-    current: str | None = None
-    for line in lines:
+def _isolinux_installers(lines: list[str]) -> set[int]:
+    """Indexes of the label lines whose entry starts a Linux kernel with an initrd (an installer)."""
+    found: set[int] = set()
+    label: int | None = None
+    kernel = initrd = False
+    for i, line in enumerate([*lines, "label"]):
         words = line.split()
         kw = words[0].lower() if words else ""
         if kw == "label":
+            if label is not None and kernel and initrd:
+                found.add(label)
+            label, kernel, initrd = (i if i < len(lines) else None), False, False
+        elif kw in ("kernel", "linux") and len(words) > 1:
+            kernel = True
+        else:
+            initrd = initrd or _names_initrd(kw, words)
+    return found
+
+
+def _names_initrd(kw: str, words: list[str]) -> bool:
+    return (kw == "initrd" and len(words) > 1) or (
+        kw == "append" and any(w.startswith("initrd=") for w in words)
+    )
+
+
+def rewrite_isolinux(text: str, spec: BootSpec, where: str = "isolinux.cfg") -> str:
+    lines = text.splitlines()
+    installers = _isolinux_installers(lines)
+    out: list[str] = []
+    edited = 0
+    labels: list[tuple[str, bool]] = []  # (label name, is a plain install)
+    current: str | None = None
+    in_installer = False
+    pending_kernel: tuple[int, str] | None = None  # (index in out, indent) of a kernel line without append
+    for i, line in enumerate(lines):
+        words = line.split()
+        kw = words[0].lower() if words else ""
+        if kw == "label":
+            if pending_kernel is not None:  # the previous installer had no append line: give it one
+                at, indent = pending_kernel
+                out.insert(at + 1, f"{indent}append {' '.join(rewrite_args([], spec))}")
+                edited += 1
+            pending_kernel = None
             current = " ".join(words[1:])
-        if kw == "append" and any(w.startswith("initrd=") for w in words[1:]):
+            in_installer = i in installers
+        if in_installer and kw in ("kernel", "linux") and len(words) > 1:
+            pending_kernel = (len(out), line[: len(line) - len(line.lstrip())])
+        if in_installer and kw == "append":
             indent = line[: len(line) - len(line.lstrip())]
             args = rewrite_args(words[1:], spec)
             out.append(f"{indent}append {' '.join(args)}")
             edited += 1
+            pending_kernel = None
             if current is not None:
                 labels.append((current, Entry("", "x", words[1:]).is_install))
             continue
@@ -120,6 +157,10 @@ def rewrite_isolinux(text: str, spec: BootSpec, where: str = "isolinux.cfg") -> 
         if spec.default_install and kw == "menu" and len(words) == 2 and words[1].lower() == "default":
             continue
         out.append(line)
+    if pending_kernel is not None:
+        at, indent = pending_kernel
+        out.insert(at + 1, f"{indent}append {' '.join(rewrite_args([], spec))}")
+        edited += 1
     if not edited:
         raise _fail(where, "isolinux config")
     if spec.default_install:
@@ -272,3 +313,67 @@ def entries(text: str, syntax: str, base_dir: str) -> list[Entry]:
     if syntax == "grub2":
         return grub2_entries(text)
     return grub_legacy_entries(text)
+
+
+# --- what a config is, and whether it was edited -------------------------------------------------
+
+_ISOLINUX_APPEND = re.compile(r"^\s*append\s", re.IGNORECASE)
+_ISOLINUX_KERNEL = re.compile(r"^\s*(kernel|linux)\s", re.IGNORECASE)
+_LEGACY_TITLE = re.compile(r"^\s*title\s")
+
+
+def syntax_of(text: str) -> str | None:
+    """Which boot loader reads ``text`` (isolinux, grub2, grub-legacy), from the lines that start a
+    kernel; None when no line starts one (a config that boots no installer has nothing to edit)."""
+    lines = text.splitlines()
+    if any(_GRUB_LINUX.match(ln) for ln in lines):
+        return "grub2"
+    if any(_LEGACY_KERNEL.match(ln) for ln in lines) and any(_LEGACY_TITLE.match(ln) for ln in lines):
+        return "grub-legacy"
+    if any(_ISOLINUX_KERNEL.match(ln) for ln in lines) and any(_ISOLINUX_APPEND.match(ln) for ln in lines):
+        return "isolinux"
+    return None
+
+
+def kernel_args(text: str, syntax: str) -> list[tuple[int, list[str]]]:
+    """(line number, arguments) of every Linux kernel a config can start, in or out of a menu entry.
+
+    isolinux: every label with a kernel and an initrd (on the append line or its own), numbered by
+    its append line, or its kernel line when it has none; a kernel without initrd (memtest) is not
+    an installer.
+    """
+    found: list[tuple[int, list[str]]] = []
+    if syntax == "isolinux":
+        entry: dict | None = None
+        for no, line in enumerate([*text.splitlines(), "label"], 1):
+            words = line.split()
+            kw = words[0].lower() if words else ""
+            if kw == "label":
+                if entry and entry["kernel"] and entry["initrd"]:
+                    found.append((entry["line"], entry["args"]))
+                entry = {"kernel": False, "initrd": False, "line": no, "args": []}
+            elif entry is None:
+                continue
+            elif kw in ("kernel", "linux") and len(words) > 1:
+                entry["kernel"], entry["line"] = True, no
+            elif kw == "initrd" and len(words) > 1:
+                entry["initrd"] = True
+            elif kw == "append":
+                entry["args"], entry["line"] = words[1:], no
+                entry["initrd"] = entry["initrd"] or any(w.startswith("initrd=") for w in words[1:])
+        return found
+    for no, line in enumerate(text.splitlines(), 1):
+        if syntax == "grub2" and (m := _GRUB_LINUX.match(line)):
+            found.append((no, [_grub_unquote(a) for a in m.group(5).split()]))
+        elif syntax == "grub-legacy" and (m := _LEGACY_KERNEL.match(line)):
+            found.append((no, m.group(4).split()))
+    return found
+
+
+def unedited(text: str, syntax: str, spec: BootSpec) -> list[int]:
+    """Line numbers of kernel lines that do not load the kickstart (and stage 2) from ``spec.label``."""
+    label = escape_label(spec.label)
+    want = [f"{spec.ks_arg}=hd:LABEL={label}:{spec.ks_path}"]
+    if spec.stage2_arg:
+        want.append(f"{spec.stage2_arg}=hd:LABEL={label}")
+    return [no for no, args in kernel_args(text, syntax) if not all(w in args for w in want)]

@@ -12,23 +12,27 @@ two), without waiting for the copy first.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import copy_range, merge_ranges, subtract_ranges
-from b2ct.media import tools
-from b2ct.media.tools import SECTOR
+from b2ct.media.tools import SECTOR, Survey
 
-# Growing rewrites the first 32 blocks: libisoburn's superblock area on overwritable media.
+# Growing rewrites the first 32 blocks: libisoburn's superblock area on overwritable media. An image
+# made with -partition_offset N has a second superblock at N + 16 (for the partition that starts at
+# block N), which growing rewrites too: the head then ends at block N + 32.
 HEAD = 32 * SECTOR
+
+
+def head_bytes(partition_offset: int) -> int:
+    """Bytes at the start of the image that growing rewrites (``partition_offset`` in blocks)."""
+    return HEAD + partition_offset * SECTOR if partition_offset else HEAD
+
+
 # Files at most this big stay in the stand-in whole: their data may share a read with metadata, and
 # keeping them costs little. Larger ones are skipped unless they are El Torito boot images.
 SMALL = 64 << 10
-
-_NWA = re.compile(r"^Media nwa\s*:\s*(\d+)s\s*$")
-_BOOT_IMG = re.compile(r"^El Torito img path :\s*\d+\s+(/.*)$")
 
 
 @dataclass(frozen=True)
@@ -36,51 +40,32 @@ class Plan:
     size: int  # bytes of the base ISO file
     nwa: int  # byte offset where the new session starts
     keep: list[tuple[int, int]]  # (offset, length): what the stand-in holds
+    head: int = HEAD  # bytes at the start that growing rewrites
 
     @property
     def kept_bytes(self) -> int:
         return sum(n for _, n in self.keep)
 
 
-def plan(base: Path) -> Plan | None:
+def plan(base: Path, report: Survey) -> Plan | None:
     """What a stand-in for ``base`` must hold; None when xorriso does not say where it would append."""
-    out = tools.run(
-        [
-            "xorriso",
-            "-indev",
-            tools.drive(base),
-            "-report_el_torito",
-            "plain",
-            "-toc",
-            "-find",
-            "/",
-            "-exec",
-            "report_lba",
-        ],
-        what=str(base),
-    )
     size = base.stat().st_size
-    report = out.decode(errors="replace")
-    nwa: int | None = None
-    boot: set[str] = set()  # paths without the leading slash, as file_pieces gives them
-    for line in report.splitlines():
-        if m := _NWA.match(line):
-            nwa = int(m.group(1)) * SECTOR
-        elif m := _BOOT_IMG.match(line):
-            boot.add(m.group(1).strip().lstrip("/"))
-    files = tools.file_pieces(report)
-    if nwa is None or not HEAD <= nwa <= size:
+    nwa = report.nwa
+    head = head_bytes(report.partition_offset)
+    # nwa may lie past the end of the file: an image whose volume spans an appended partition (EL10)
+    # ends before the next aligned address. Growing then leaves zeros between, in both ways.
+    if nwa is None or nwa < head:
         return None
     large: list[tuple[int, int]] = []
     small: list[tuple[int, int]] = []
-    for name, pieces in files.items():
-        big = name not in boot and sum(n for _, n in pieces) > SMALL
+    for name, pieces in report.files.items():
+        big = name not in report.boot_images and sum(n for _, n in pieces) > SMALL
         (large if big else small).extend(pieces)
     # What lies after the old session (EL10's appended ESP) is kept too: growing overwrites only part
     # of it, and the rest must read as it does in the copy.
     skip = subtract_ranges(merge_ranges([(o, n) for o, n in large if o < nwa]), merge_ranges(small))
-    keep = subtract_ranges([(0, size)], [(o, min(n, nwa - o)) for o, n in skip if o >= HEAD])
-    return Plan(size=size, nwa=nwa, keep=merge_ranges([(0, HEAD), *keep]))
+    keep = subtract_ranges([(0, size)], [(o, min(n, nwa - o)) for o, n in skip if o >= head])
+    return Plan(size=size, nwa=nwa, keep=merge_ranges([(0, head), *keep]), head=head)
 
 
 def make_stand_in(base: Path, p: Plan, dest: Path) -> None:
@@ -96,7 +81,8 @@ def lay_over(stand: Path, p: Plan, out: Path) -> None:
     if out.stat().st_size != p.size:
         raise B2ctError("the copy of the base ISO is incomplete", where=str(out))
     with stand.open("rb") as fi, out.open("r+b") as fo:
-        for off, n in ((0, HEAD), (p.nwa, end - p.nwa)):
-            copy_range(fi.fileno(), off, fo.fileno(), off, n)
+        for off, n in ((0, p.head), (p.nwa, end - p.nwa)):
+            if n > 0:
+                copy_range(fi.fileno(), off, fo.fileno(), off, n)
         if end < p.size:  # as growing the copy itself would leave it
             os.ftruncate(fo.fileno(), end)

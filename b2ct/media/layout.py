@@ -16,6 +16,19 @@ def isobuild_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "isobuild"
 
 
+# What GRUB reads on platforms and boots where EFI/BOOT is not the prefix (lorax's mkksiso edits both).
+GRUB_TREE_CONFIGS = frozenset({"boot/grub2/grub.cfg", "boot/grub/grub.cfg"})
+CONFIG_SUFFIXES = (".cfg", ".conf")
+
+
+def is_uefi_config(path: str) -> bool:
+    """Whether ``path`` (no leading slash) is a config a UEFI boot loader on EL media may read: a .cfg
+    or .conf anywhere under EFI/ (grub.cfg; BOOT.conf for IA32 in lorax's efi.tmpl; BOOTX64.conf, legacy
+    GRUB, on EL6). FAT and Joliet trees may spell EFI in any case."""
+    parts = path.split("/")
+    return len(parts) > 1 and parts[0].upper() == "EFI" and path.lower().endswith(CONFIG_SUFFIXES)
+
+
 @dataclass(frozen=True)
 class Config:
     path: str  # inside the ISO tree, no leading slash
@@ -38,6 +51,17 @@ class Layout:
     @property
     def configs(self) -> tuple[Config, ...]:
         return (self.bios, *self.uefi)
+
+    def firmware_configs(self, files: set[str]) -> list[Config]:
+        """Every config in the ISO tree ``files`` that a boot loader started by firmware may read.
+
+        The BIOS config of the layout, every UEFI config (is_uefi_config: lorax adds EFI/BOOT/BOOT.conf
+        for 32-bit UEFI beside grub.cfg) and GRUB's own BIOS/other-platform configs that lorax's mkksiso
+        also edits. ``syntax`` is "" where the text must tell (bootcfg.syntax_of).
+        """
+        found = [self.bios] if self.bios.path in files else []
+        extra = sorted(f for f in files if is_uefi_config(f) or f in GRUB_TREE_CONFIGS)
+        return found + [Config(f, "") for f in extra if f != self.bios.path]
 
 
 @functools.cache

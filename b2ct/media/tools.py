@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from b2ct.errors import B2ctError
-from b2ct.fsutil import copy_range
+from b2ct.fsutil import WRITE_ERRNOS, copy_range, write_error
 from b2ct.ui import byte_progress, progress_bar
 
 # Which Debian package provides each tool: the hint when it is missing.
@@ -55,12 +57,91 @@ def file_pieces(report: str) -> dict[str, list[tuple[int, int]]]:
     return {rel: [(off, size) for _xt, off, size in sorted(parts)] for rel, parts in pieces.items()}
 
 
+_NWA = re.compile(r"^Media nwa\s*:\s*(\d+)s\s*$")
+_BOOT_IMG = re.compile(r"^El Torito img path :\s*\d+\s+(/.*)$")
+_PART_OFFSET = re.compile(r"^Partition offset\s*:\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What one xorriso run tells about an ISO: file data, boot image files, where growing appends."""
+
+    files: dict[str, list[tuple[int, int]]]  # path (no leading slash) -> (byte offset, size) pieces
+    boot_images: set[str]  # El Torito images that are files in the tree (no leading slash)
+    nwa: int | None  # byte offset of the next writable address: where growing starts its session
+    partition_offset: int  # blocks; 16 for ISOs made with -partition_offset 16 (EL10)
+
+
+def survey(path: Path) -> Survey:
+    """Read what build-iso needs to know of ``path`` in one xorriso run (xorriso(1): -report_el_torito,
+    -report_system_area, -toc, -exec report_lba)."""
+    out = run(
+        [
+            "xorriso",
+            "-indev",
+            drive(path),
+            "-report_el_torito",
+            "plain",
+            "-report_system_area",
+            "plain",
+            "-toc",
+            "-find",
+            "/",
+            "-exec",
+            "report_lba",
+        ],
+        what=str(path),
+    )
+    report = out.decode(errors="replace")
+    nwa: int | None = None
+    offset = 0
+    boot: set[str] = set()
+    for line in report.splitlines():
+        if m := _NWA.match(line):
+            nwa = int(m.group(1)) * SECTOR
+        elif m := _BOOT_IMG.match(line):
+            boot.add(m.group(1).strip().lstrip("/"))
+        elif m := _PART_OFFSET.match(line):
+            offset = int(m.group(1))
+    files = {rel: parts for rel, parts in file_pieces(report).items() if rel and ".." not in Path(rel).parts}
+    return Survey(files=files, boot_images=boot, nwa=nwa, partition_offset=offset)
+
+
 def need(tool: str) -> str:
     path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
     if not path:
         pkg = PACKAGES.get(tool, tool)
         raise B2ctError(f"{tool} not found", where=tool, hint=f"apt-get install {pkg}")
     return path
+
+
+class ToolError(B2ctError):
+    """A tool failed. ``errno`` is set when its messages name a system error (read in the C locale)."""
+
+    def __init__(self, message: str, *, where: str, errno: int | None) -> None:
+        super().__init__(message, where=where)
+        self.errno = errno
+
+
+def tool_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: ours) with messages in English, so a system error can be told by its text;
+    C.UTF-8 keeps UTF-8 file names as they are."""
+    return {**(os.environ if env is None else env), "LC_ALL": "C.UTF-8", "LANGUAGE": ""}
+
+
+# strerror() texts in the C locale, for the errors that mean "the output cannot be written", and
+# xorriso's own words for a full disk (it checks the space before writing; it has no translations).
+_ERRNO_TEXTS = {os.strerror(e): e for e in (*WRITE_ERRNOS, errno.EIO)} | {
+    "exceeds free space on media": errno.ENOSPC
+}
+
+
+def _errno_in(lines: list[str]) -> int | None:
+    for line in reversed(lines):
+        for text, code in _ERRNO_TEXTS.items():
+            if text in line:
+                return code
+    return None
 
 
 def run(
@@ -70,23 +151,25 @@ def run(
     env: dict[str, str] | None = None,
     input: bytes | None = None,
 ) -> bytes:
-    """Run a tool; on failure raise a one-line error quoting its last message."""
+    """Run a tool; on failure raise a one-line ToolError quoting its last message."""
     args = [str(c) for c in cmd]
     args[0] = need(args[0])
     try:
-        proc = subprocess.run(args, capture_output=True, env=env, input=input, check=False)
+        proc = subprocess.run(args, capture_output=True, env=tool_env(env), input=input, check=False)
     except OSError as exc:
         raise B2ctError(f"cannot run {args[0]}: {exc.strerror}", where=what) from None
     if proc.returncode != 0:
-        raise B2ctError(_last_error(proc.stderr or proc.stdout, Path(args[0]).name), where=what)
+        raise _failure(proc.stderr or proc.stdout, Path(args[0]).name, what, proc.stdout + proc.stderr)
     return proc.stdout
 
 
-def _last_error(output: bytes, tool: str) -> str:
+def _failure(output: bytes, tool: str, where: str, everything: bytes | None = None) -> ToolError:
+    """The tool's last complaint in ``output``; the system error, if any, from ``everything`` it said."""
     lines = [ln.strip() for ln in output.decode(errors="replace").splitlines() if ln.strip()]
     failing = [ln for ln in lines if re.search(r"FAILURE|SORRY|FATAL|error|cannot|Cannot", ln)]
     msg = (failing or lines or [f"{tool} failed"])[-1]
-    return f"{tool}: {msg}"
+    said = (everything or output).decode(errors="replace").splitlines()
+    return ToolError(f"{tool}: {msg}", where=where, errno=_errno_in(said))
 
 
 _PERCENT = re.compile(r"UPDATE\s*:\s*([\d.]+)% done")
@@ -102,7 +185,7 @@ def run_xorriso_with_progress(
     tail: list[str] = []
     with progress_bar(TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()) as progress:
         task = progress.add_task(description, total=100)
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool_env(env))
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
@@ -112,7 +195,7 @@ def run_xorriso_with_progress(
                 tail = [*tail[-20:], line]
         rc = proc.wait()
     if rc != 0:
-        raise B2ctError(_last_error("\n".join(tail).encode(), "xorriso"), where=what)
+        raise _failure("\n".join(tail).encode(), "xorriso", what)
 
 
 def check_output(path: Path) -> None:
@@ -134,7 +217,7 @@ def check_output(path: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise B2ctError(f"cannot write in {parent}: {exc.strerror}", where=str(path)) from None
+        raise write_error(exc, path) from None
 
 
 class BackgroundCopy:
@@ -179,6 +262,6 @@ class BackgroundCopy:
         if isinstance(self._error, EOFError):
             raise B2ctError("source ended early while copying", where=str(self.src))
         if isinstance(self._error, OSError):
-            raise B2ctError(f"cannot write: {self._error.strerror}", where=self.where)
+            raise write_error(self._error, self.where)
         if self._error is not None:
             raise self._error

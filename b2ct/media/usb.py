@@ -6,6 +6,7 @@ Everything is built in an image file without root (sfdisk, mkfs.fat --offset, b2
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -18,11 +19,12 @@ from pathlib import Path
 
 import jinja2
 
+from b2ct import fsutil
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_output
-from b2ct.media import blockdev, bootcfg, esp, fatwrite, iso, tools
+from b2ct.media import blockdev, bootcfg, esp, fatwrite, iso, tools, verify
 from b2ct.media.labels import validate_fat_label
-from b2ct.media.layout import isobuild_dir
+from b2ct.media.layout import Layout, isobuild_dir
 from b2ct.ui import byte_progress, info, step
 
 PART_START = 2048  # sectors: 1 MiB alignment, as fdisk does
@@ -72,6 +74,11 @@ class KeyFiles:
         return sum(seg.size for content in self.files.values() for seg in content)
 
 
+def key_spec(lay: Layout, label: str, timeout: int | None) -> bootcfg.BootSpec:
+    """What every kernel line on a key must say: the kickstart and stage 2 on the key's own label."""
+    return bootcfg.BootSpec(label=label, ks_arg=lay.ks_arg, stage2_arg=lay.stage2_arg, timeout=timeout)
+
+
 def prepare_tree(
     src_iso: Path, local: Path, label: str, kickstarts: dict[str, str], timeout: int | None, epoch: int | None
 ) -> KeyFiles:
@@ -89,8 +96,9 @@ def prepare_tree(
         rel: tuple(fatwrite.Segment(src_iso, off, size) for off, size in parts)
         for rel, parts in extents.items()
     }
-    changed = [c.path for c in lay.configs if c.path in extents] + [p for p in lay.esp_images if p in extents]
-    iso.extract(src_iso, changed, local)
+    configs = lay.firmware_configs(set(extents))
+    images = [p for p in lay.esp_images if p in extents]
+    iso.copy_out(src_iso, extents, [c.path for c in configs] + images, local)
     for rel, text in kickstarts.items():
         dst = local / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -102,26 +110,22 @@ def prepare_tree(
             hint="pass --kickstart FILE or --inventory PATH, or use an ISO made by b2ct build-iso",
         )
     if "ks.cfg" not in kickstarts:
-        iso.extract(src_iso, ["ks.cfg"], local)  # read back against the key later
-    spec = bootcfg.BootSpec(label=label, ks_arg=lay.ks_arg, stage2_arg=lay.stage2_arg, timeout=timeout)
+        iso.copy_out(src_iso, extents, ["ks.cfg"], local)  # read back against the key later
+    spec = key_spec(lay, label, timeout)
     bios_entries: list[bootcfg.Entry] = []
-    for cfg in lay.configs:
+    for cfg in configs:
         p = local / cfg.path
-        if not p.is_file():
+        text = p.read_text(encoding="utf-8", errors="surrogateescape")
+        syntax = cfg.syntax or bootcfg.syntax_of(text)
+        if syntax is None:
             continue
-        new = bootcfg.rewrite(
-            p.read_text(encoding="utf-8", errors="surrogateescape"),
-            cfg.syntax,
-            spec,
-            where=f"{src_iso.name}:/{cfg.path}",
-        )
+        new = bootcfg.rewrite(text, syntax, spec, where=f"{src_iso.name}:/{cfg.path}")
         p.write_text(new, encoding="utf-8", errors="surrogateescape")
         if cfg == lay.bios:
-            bios_entries = bootcfg.entries(new, cfg.syntax, "/" + str(Path(cfg.path).parent))
-    with tempfile.TemporaryDirectory() as t:
-        for img in lay.esp_images:
-            if (local / img).is_file():
-                esp.rewrite_fat_configs(local / img, 0, lay.uefi, spec, Path(t), epoch, where=f"key:/{img}")
+            bios_entries = bootcfg.entries(new, syntax, "/" + str(Path(cfg.path).parent))
+    with tempfile.TemporaryDirectory(prefix="b2ct-esp-", dir=local.parent) as t:
+        for img in images:
+            esp.rewrite_fat_configs(local / img, 0, spec, Path(t), epoch, where=f"key:/{img}")
     if not bios_entries:
         raise B2ctError(
             "no BIOS boot entry with a kernel and initrd", where=f"{src_iso.name}:/{lay.bios.path}"
@@ -215,8 +219,9 @@ def fat_metadata_end(image: Path) -> int:
     return offset + (reserved + nfats * fat_sectors + spc) * bytes_per_sector
 
 
-def check_image(image: Path, label: str, local: Path) -> None:
-    """Read the key back: label, kickstart(s) and boot configs must be what we meant to write."""
+def check_image(image: Path, label: str, local: Path, lay: Layout, timeout: int | None) -> None:
+    """Read the key back: label, kickstart(s) and boot configs must be what we meant to write, and
+    every config a firmware can reach on the key (b2ct.media.verify) must load the kickstart."""
     offset = PART_START * 512
     with image.open("rb") as f:
         f.seek(offset + 0x47)
@@ -228,6 +233,8 @@ def check_image(image: Path, label: str, local: Path) -> None:
         want = (local / rel).read_text(encoding="utf-8")
         if got is None or hashlib.sha256(got.encode()).digest() != hashlib.sha256(want.encode()).digest():
             raise B2ctError(f"read-back of /{rel} differs from what was written", where=str(image))
+    _checked, problems = verify.key_problems(image, offset, lay, key_spec(lay, label, timeout), local.parent)
+    verify.refuse(problems, str(image))
 
 
 def make_usb(
@@ -252,23 +259,29 @@ def make_usb(
         info(f"target {dev.describe()}")
         size = min(size, dev.size) if size else dev.size
     size = size or (2 << 30)
+    # An image is built beside itself, so every write goes to the output's filesystem; a key's image
+    # is built in the temp directory first.
     work_parent = image.parent if image is not None and image.parent.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix="b2ct-usb-", dir=work_parent) as t:
+    with contextlib.ExitStack() as stack:
+        t = stack.enter_context(tempfile.TemporaryDirectory(prefix="b2ct-usb-", dir=work_parent))
+        named = image if image is not None else f"{t}/key.img (the key's image, before writing {device})"
+        stack.enter_context(fsutil.output_errors(named, Path(t)))
         with step(f"point the boot entries of {src_iso.name} at {label}"):
             key = prepare_tree(src_iso, Path(t) / "local", label, kickstarts, timeout, epoch)
         ins = key.inspected
+        fsutil.check_space(image or Path(t) / "key.img", key.data_bytes, "the installer files on the key")
         if image is not None:
             with atomic_output(image) as tmp:
                 with step(f"build FAT32 image {image.name} ({size / 2**30:.1f} GiB)"):
                     build_image(key, tmp, size, label, epoch)
                 with step("read back"):
-                    check_image(tmp, label, key.local)
+                    check_image(tmp, label, key.local, ins.layout, timeout)
             return Result(image, size, label, ins.layout.name)
         assert dev is not None
         tmp = Path(t) / "key.img"
         with step(f"build FAT32 image ({size / 2**30:.1f} GiB)"):
             build_image(key, tmp, size, label, epoch)
-            check_image(tmp, label, key.local)
+            check_image(tmp, label, key.local, ins.layout, timeout)
         # Re-check just before writing: something may have mounted the key meanwhile.
         blockdev.check_writable(blockdev.inspect_device(dev.path), force=force)
         with step(f"write and verify {dev.path}"):
@@ -283,8 +296,9 @@ def write_hybrid(src_iso: Path, *, image: Path | None, device: Path | None, forc
         tools.check_output(image)
     ins = iso.inspect(src_iso)
     if image is not None:
+        fsutil.check_space(image, ins.info.file_bytes, f"a copy of {src_iso.name}")
         with atomic_output(image) as tmp, step(f"copy {src_iso.name} to {image.name}"):
-            blockdev.write_verified(src_iso, tmp, sparse=False)
+            blockdev.write_verified(src_iso, tmp, sparse=False, name=str(image))
         return Result(image, ins.info.file_bytes, ins.info.volid, ins.layout.name)
     assert device is not None
     dev = blockdev.inspect_device(device)

@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import b2ct_media_synth as synth
+import lorax_media
 
 LAYOUTS = ("el6", "el9", "el10")
 EPOCH = "1700000000"
@@ -27,7 +28,21 @@ rootpw --lock
 @core
 %end
 """
-REQUIRED_TOOLS = ("xorriso", "mcopy", "mkfs.fat", "syslinux", "sfdisk", "grub-mkimage", "cpio", "busybox")
+REQUIRED_TOOLS = (
+    "xorriso",
+    "mcopy",
+    "mkfs.fat",
+    "syslinux",
+    "sfdisk",
+    "grub-mkimage",
+    "cpio",
+    "busybox",
+    # lorax's EL8 mastering (genisoimage, isohybrid) and isomd5sum's tools, the reference for checksums
+    "genisoimage",
+    "isohybrid",
+    "implantisomd5",
+    "checkisomd5",
+)
 
 
 def _missing_tools() -> list[str]:
@@ -68,6 +83,76 @@ def base_iso(media_work: Path) -> Callable[[str], Path]:
             work.mkdir(exist_ok=True)
             cache[layout] = synth.build_synthetic_iso(layout, media_work / f"base-{layout}.iso", work)
         return cache[layout]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def lorax_iso(media_work: Path) -> Callable[[str], Path]:
+    """Base ISOs made with lorax's own mastering commands for EL8, EL9 and EL10 (lorax_media)."""
+    cache: dict[str, Path] = {}
+
+    def get(release: str) -> Path:
+        if release not in cache:
+            work = media_work / f"lorax-{release}"
+            work.mkdir(exist_ok=True)
+            cache[release] = lorax_media.build_lorax_iso(release, media_work / f"lorax-{release}.iso", work)
+        return cache[release]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def lorax_built(media_work: Path, lorax_iso, kickstart_file: Path) -> Callable[[str], Path]:
+    """build-iso output for each lorax-made base (short menu timeout, for boots)."""
+    cache: dict[str, Path] = {}
+
+    def get(release: str) -> Path:
+        if release not in cache:
+            out = media_work / f"lorax-built-{release}.iso"
+            r = b2ct(
+                "build-iso",
+                "--base-iso",
+                lorax_iso(release),
+                "-k",
+                kickstart_file,
+                "--timeout",
+                "1",
+                "-o",
+                out,
+                env={"SOURCE_DATE_EPOCH": EPOCH},
+            )
+            assert r.returncode == 0, r.stderr
+            cache[release] = out
+        return cache[release]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def lorax_key(media_work: Path, lorax_iso, kickstart_file: Path) -> Callable[[str], Path]:
+    """make-usb image made straight from each lorax-made base."""
+    cache: dict[str, Path] = {}
+
+    def get(release: str) -> Path:
+        if release not in cache:
+            out = media_work / f"lorax-key-{release}.img"
+            r = b2ct(
+                "make-usb",
+                "--iso",
+                lorax_iso(release),
+                "-k",
+                kickstart_file,
+                "--image",
+                out,
+                "--size",
+                "200M",
+                "--timeout",
+                "1",
+            )
+            assert r.returncode == 0, r.stderr
+            cache[release] = out
+        return cache[release]
 
     return get
 

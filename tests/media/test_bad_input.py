@@ -81,12 +81,19 @@ def test_unknown_layout_debian_rescue(kickstart_file: Path, tmp_path: Path, outd
 
 @pytest.mark.parametrize(
     ("label", "fragment"),
-    [("B2CTKEYTOOLONG", "FAT allows 11"), ("b2ctkey", "not uppercase"), ("ANACONDA", "reserved")],
+    [
+        ("B2CTKEYTOOLONG", "FAT allows 11"),
+        ("b2ctkey", "not uppercase"),
+        ("ANACONDA", "reserved"),
+        ("oemdrv", "reserved"),
+    ],
 )
 def test_bad_fat_label(label: str, fragment: str, built_iso, outdir: Path) -> None:
     r = b2ct("make-usb", "--iso", built_iso("el9"), "--image", outdir / "k.img", "--label", label)
     assert_one_line_error(r, "--label", fragment)
     assert_no_output(outdir, "k.img")
+    # The hint must not propose what the next run would refuse (it used to answer "use 'OEMDRV'").
+    assert "use 'OEMDRV'" not in r.stderr and "use 'ANACONDA'" not in r.stderr
 
 
 def test_bad_iso_label(base_iso, kickstart_file: Path, outdir: Path) -> None:

@@ -57,3 +57,31 @@ def test_label_mismatch_fails_visibly(usb_image, tmp_path: Path) -> None:
     result = _result(text)
     assert "B2CT-KS-FAIL label-not-found label=B2CTKEY" in result, result
     assert "B2CT-KS-SHA256=" not in text
+
+
+# Media mastered with lorax's commands (lorax_media). Their UEFI GRUB reads the grub.cfg beside itself,
+# as RHEL's does: booted from the disk's ESP (the ISO written to a key), it reads the ESP's copy, so
+# these boots fail if that copy was left unedited (as b2ct left EL10's appended ESP before).
+LORAX_BOOTS = [
+    ("el8", "disk", "uefi"),  # isohybrid --uefi: the ESP is MBR partition 2 over images/efiboot.img
+    ("el9", "disk", "uefi"),  # -isohybrid-gpt-basdat
+    ("el10", "disk", "uefi"),  # the appended GPT partition inside the -partition_offset 16 volume
+    ("el10", "cd", "uefi"),  # El Torito UEFI entry into the same partition
+    ("el10", "cd", "bios"),  # GRUB for BIOS (images/eltorito.img)
+    ("el10", "key", "uefi"),  # make-usb from the lorax base: the key's FAT is the ESP
+    ("el8", "key", "uefi"),
+]
+
+
+@pytest.mark.parametrize(("release", "medium", "firmware"), LORAX_BOOTS)
+def test_lorax_media_boot_finds_kickstart(
+    release: str, medium: str, firmware: str, lorax_built, lorax_key, kickstart_sha256: str, tmp_path: Path
+) -> None:
+    import lorax_media
+
+    image = lorax_key(release) if medium == "key" else lorax_built(release)
+    text = synth.qemu_boot(image, cdrom=medium == "cd", uefi=firmware == "uefi", work=tmp_path)
+    result = _result(text)
+    label = "B2CTKEY" if medium == "key" else lorax_media.VOLIDS[release]
+    assert result.startswith(f"B2CT-KS-SHA256={kickstart_sha256} label={label} "), result
+    assert f"B2CT-STAGE2-FOUND label={label}" in text

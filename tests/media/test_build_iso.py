@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import EPOCH, KICKSTART, LAYOUTS, b2ct
 
-from b2ct.media import bootcfg, esp, iso
+from b2ct.media import bootcfg, bootrecords, esp, iso
 from b2ct.media.layout import detect
 
 EXPECTED_LAYOUT = {"el6": "el6", "el9": "el7", "el10": "el10"}
@@ -33,9 +33,10 @@ def _all_kernel_args(path: Path, work: Path) -> dict[str, list[list[str]]]:
         if img in ins.files:
             iso.extract(path, [img], work / "x")
             images.append((work / "x" / img, 0, img))
-    app = iso.appended_esp(ins.info)
-    if app:
-        images.append((path, app.start, f"partition{app.number}"))
+    files, _ = iso.extents(path)
+    for region in bootrecords.esp_regions(path, files):
+        if region.file is None:
+            images.append((path, region.start, f"partition{region.partition.number}"))
     assert images, "no ESP found"
     for image, offset, name in images:
         for c in lay.uefi:
@@ -85,9 +86,9 @@ def test_kickstart_and_boot_records_kept(layout: str, base_iso, built_iso, tmp_p
     boots = [ln for ln in report.splitlines() if ln.startswith("El Torito boot img :")]
     assert any(" BIOS " in ln for ln in boots) and any(" UEFI " in ln for ln in boots), report
     assert "MBR partition      :" in report  # hybrid: can be dd'd to a key
-    base_parts = iso.partitions(base_iso(layout))
-    parts = iso.partitions(out)
-    assert [(p.number, p.esp) for p in parts] == [(p.number, p.esp) for p in base_parts]
+    base_parts = bootrecords.partitions(base_iso(layout))
+    parts = bootrecords.partitions(out)
+    assert [(p.number, p.scheme, p.esp) for p in parts] == [(p.number, p.scheme, p.esp) for p in base_parts]
     # What a firmware booting the dd'd key reads: the ESP partition must hold the edited configs.
     esp_part = next(p for p in parts if p.esp)
     text = esp.read_file(out, esp_part.start, iso.inspect(out).layout.uefi[0].path, "t") or ""
@@ -188,6 +189,13 @@ def test_inventory_release_must_match_the_iso(base_iso, tmp_path: Path, layout: 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_media_check_passes(layout: str, built_iso) -> None:
+    """Entries with rd.live.check run checkisomd5 in the installer: without a checksum it halts."""
+    check = subprocess.run(["checkisomd5", built_iso(layout)], capture_output=True, text=True)
+    assert check.returncode == 0 and "result is: PASS" in check.stdout + check.stderr, check
+
+
 def test_rebuild_leaves_no_old_kickstart(built_iso, tmp_path: Path) -> None:
     """Growing keeps old bytes; a base that already has kickstarts is rewritten whole, so none linger."""
     assert KICKSTART.encode() in built_iso("el9").read_bytes()
@@ -200,6 +208,8 @@ def test_rebuild_leaves_no_old_kickstart(built_iso, tmp_path: Path) -> None:
     assert b"# replacement kickstart" in data
     assert KICKSTART.encode() not in data
     assert _all_kernel_args(out, tmp_path / "x")  # still a readable, recognised EL ISO
+    check = subprocess.run(["checkisomd5", out], capture_output=True, text=True)  # written whole: same check
+    assert "result is: PASS" in check.stdout + check.stderr, check
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
@@ -221,21 +231,25 @@ def test_iso_under_dev(base_iso, kickstart_file: Path) -> None:
         assert esp.read_file(key, 1 << 20, "ks.cfg", "t") == KICKSTART
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", [*LAYOUTS, "lorax-el10"])
 def test_growing_a_stand_in_gives_the_same_bytes(
-    layout: str, base_iso, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    layout: str, base_iso, lorax_iso, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """build-iso grows a stand-in while the copy runs; the result must be what growing the copy gives."""
+    """build-iso grows a stand-in while the copy runs; the result must be what growing the copy gives
+    (lorax's EL10 media: -partition_offset 16 makes growing rewrite a second superblock too)."""
     from b2ct.media import grow
 
+    if layout.startswith("lorax-"):
+        base_iso = lambda _: lorax_iso("el10")  # noqa: E731
+        layout = "el10"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     kss = {"ks.cfg": KICKSTART}
     overlapped, plain = tmp_path / "overlapped.iso", tmp_path / "plain.iso"
     calls: list[grow.Plan | None] = []
     real_plan = grow.plan
 
-    def recorded(base: Path) -> grow.Plan | None:
-        calls.append(real_plan(base))
+    def recorded(base: Path, report) -> grow.Plan | None:
+        calls.append(real_plan(base, report))
         return calls[-1]
 
     monkeypatch.setattr(grow, "plan", recorded)
@@ -247,7 +261,7 @@ def test_growing_a_stand_in_gives_the_same_bytes(
     ((kernel_off, kernel_size),) = files["images/pxeboot/vmlinuz"]
     assert not any(off < kernel_off + kernel_size and kernel_off < off + n for off, n in p.keep)
     assert p.kept_bytes < p.size // 2
-    monkeypatch.setattr(grow, "plan", lambda base: None)  # grow the finished copy itself
+    monkeypatch.setattr(grow, "plan", lambda base, report: None)  # grow the finished copy itself
     iso.build_iso(base_iso(layout), plain, kss)
     assert overlapped.read_bytes() == plain.read_bytes()
     assert not list(tmp_path.glob(".*.part")), "temporary output left behind"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from b2ct.errors import B2ctError
 from b2ct.media import bootcfg
@@ -32,6 +36,46 @@ def test_fat_label_refused(label: str, fragment: str) -> None:
         validate_fat_label(label)
     assert fragment in exc.value.message
     assert "\n" not in exc.value.oneline()
+
+
+def _proposals(hint: str | None) -> list[str]:
+    """Every value a hint proposes: the quoted words after 'use', and the 'e.g.' examples."""
+    return re.findall(r"use '([^']*)'", hint or "") + re.findall(r"e\.g\. ([A-Za-z0-9_.-]+)", hint or "")
+
+
+@pytest.mark.parametrize(
+    ("label", "validate"),
+    [
+        ("oemdrv", validate_fat_label),
+        ("anaconda", validate_fat_label),
+        ("oemdrv", validate_iso_label),
+        ("OEMDRV", validate_fat_label),
+    ],
+)
+def test_reserved_label_hint_proposes_no_reserved_value(label: str, validate) -> None:
+    """make-usb --label oemdrv used to answer "use 'OEMDRV'", then refuse OEMDRV as reserved."""
+    with pytest.raises(B2ctError) as exc:
+        validate(label)
+    assert "reserved" in exc.value.message
+    assert "OEMDRV" not in _proposals(exc.value.hint) and "ANACONDA" not in _proposals(exc.value.hint)
+
+
+@pytest.mark.parametrize("validate", [validate_fat_label, validate_iso_label])
+@settings(max_examples=400, deadline=None)
+@given(
+    label=st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["oemdrv", "Oemdrv", "anaconda", "ANACONDA"]),
+        st.from_regex(r"[a-z0-9 _.-]{1,40}", fullmatch=True),
+    )
+)
+def test_label_hints_propose_only_accepted_values(validate, label: str) -> None:
+    """Whatever a label is refused for, every value its hint proposes is accepted."""
+    try:
+        validate(label)
+    except B2ctError as exc:
+        for proposal in _proposals(exc.hint):
+            assert validate(proposal) == proposal, (label, exc.hint)
 
 
 def test_iso_label_rules() -> None:
@@ -148,3 +192,31 @@ def test_grub_legacy_rewritten() -> None:
 def test_config_without_entries_refused(syntax: str, text: str) -> None:
     with pytest.raises(B2ctError, match="no boot entry"):
         bootcfg.rewrite(text, syntax, EL9, where="x.cfg")
+
+
+def test_isolinux_entry_with_initrd_line_gets_an_append_line() -> None:
+    """An entry may name its initrd on its own line and have no append line: it still boots the
+    installer, so it gets the kickstart; a kernel without initrd (memtest) is left alone."""
+    text = (
+        "default sep\nlabel sep\n  kernel vmlinuz\n  initrd initrd.img\n"
+        "label memtest\n  kernel memtest\nlabel linux\n  kernel vmlinuz\n  append initrd=initrd.img quiet\n"
+    )
+    assert bootcfg.unedited(text, "isolinux", EL9)  # both installer entries lack it before
+    out = bootcfg.rewrite_isolinux(text, EL9)
+    assert bootcfg.unedited(out, "isolinux", EL9) == []
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert lines[lines.index("kernel vmlinuz") + 1].startswith("append inst.stage2=hd:LABEL=B2CTKEY")
+    assert lines[lines.index("kernel memtest") + 1] == "label linux"
+
+
+@pytest.mark.parametrize(
+    ("text", "syntax"),
+    [
+        (GRUB, "grub2"),
+        (LEGACY, "grub-legacy"),
+        (ISOLINUX, "isolinux"),
+        ("set timeout=5\nconfigfile /EFI/BOOT/other.cfg\n", None),
+    ],
+)
+def test_syntax_of(text: str, syntax: str | None) -> None:
+    assert bootcfg.syntax_of(text) == syntax
