@@ -1,9 +1,10 @@
 """A site's first deploy: lab hosts without the roles' packages (`lab up --bare`), which the roles
-install through apt from the local repository the bare image carries (lab hosts have no internet).
+install through apt from the local repository the bare image carries (lab hosts have no internet), and
+OpenNebula from the lab's signed mirror, as from a site's.
 
-The other deploy tests use hosts with every package baked in (fast); this one runs the install path
-of each role's package task for real: package names, dependencies, and the services the packages
-bring up, then the re-deploy that must change nothing.
+The other deploy tests use hosts with every Debian package baked in (fast); this one runs the install
+path of each role's package task for real: package names, dependencies, and the services the packages
+bring up (oned on MariaDB among them), then the re-deploy that must change nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from b2ct.deploy import run
+from b2ct.inventory import load
 from b2ct.lab import image
+from b2ct.opennebula import client
 from tests.lab_plugin import make_lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
@@ -46,8 +49,19 @@ def test_first_deploy_installs_the_role_packages_then_changes_nothing(bare_lab) 
         assert pkg in service, (pkg, service)
     assert {"qemu-system-x86", "libvirt-daemon-system", "xfsprogs"} <= worker
     assert "squid" not in worker and "mariadb-server" not in worker  # service-only packages stay off workers
+    # OpenNebula from the mirror: the front-end's packages on svc1 only, the node's everywhere.
+    one = ["opennebula", "opennebula-tools", "opennebula-gate", "opennebula-flow", "opennebula-node-kvm"]
+    assert _installed(bare_lab, "svc1", one) == set(one)
+    assert _installed(bare_lab, "wn1", one) == {"opennebula-node-kvm"}
+    # oned answers, on MariaDB (what it says it opened, and the database it writes).
+    site = load(bare_lab.inventory)
+    server = client.connect(client.endpoint_for(site), client.frontend_session(site, bare_lab.inventory))
+    assert str(server.system.version()).startswith("6.10.")
+    assert server.system.config().DB.BACKEND == "mysql"
+    tables = bare_lab.ssh("svc1", "mysql -N opennebula -e 'show tables'", check=True).stdout.split()
+    assert {"host_pool", "vm_pool", "system_attributes"} <= set(tables)
     again = run(bare_lab.inventory)
-    assert again.ok and again.changed == 0, again.summary()
+    assert again.ok and again.changed == 0, (again.summary(), again.changed_tasks())
 
 
 def test_the_package_lists_name_every_package_the_roles_install() -> None:
