@@ -81,6 +81,7 @@ def test_listens_on_the_service_network_and_publishes_its_url(squid):
     assert "0.0.0.0:3128" not in listening and "*:3128" not in listening
     conf = lab.ssh("svc1", "cat /etc/squid/squid.conf").stdout
     assert re.search(r"^collapsed_forwarding on$", conf, re.M)
+    assert re.search(r"^minimum_expiry_time 0 seconds$", conf, re.M)
     assert re.search(r"^maximum_object_size 256 MB$", conf, re.M)  # from the lab inventory
     assert re.search(r"^cache_dir ufs /var/spool/squid 1000 ", conf, re.M)
     assert lab.ssh("svc1", "logrotate -d /etc/logrotate.d/squid").returncode == 0
@@ -107,3 +108,47 @@ def test_miss_then_hit_and_outsiders_refused(squid, origin):
     assert outsider.stdout.strip() == "403", (outsider.stdout, outsider.stderr)
     log = lab.ssh("svc1", "cat /var/log/squid/access.log").stdout
     assert any(lab.outsider_ip in line and "TCP_DENIED/403" in line for line in log.splitlines())
+
+
+# A repository manifest as a stratum 1 may serve it: fresh for 30 s, no Last-Modified (no validator).
+SHORT_LIVED = r"""
+import http.server, itertools, sys
+served = itertools.count(1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"manifest, answer %d\n" % next(served)
+        self.send_response(200)
+        self.send_header("Cache-Control", "max-age=30")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_short_lived_object_without_validator_is_cached(squid):
+    """minimum_expiry_time 0 (CVMFS documentation): with squid's default of 60 s this object, fresh for
+    30 s and with no Last-Modified, is never stored, and every request goes to the origin."""
+    lab, _, _ = squid
+    port = 8080  # a destination port the role allows
+    r = lab.ssh("wn1", f"cat > /tmp/short.py && (setsid python3 /tmp/short.py {port} >/dev/null 2>&1 "
+                "</dev/null & echo $!)", input=SHORT_LIVED)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    pid = int(r.stdout.split()[-1])
+    try:
+        url = f"http://{lab.ip('wn1')}:{port}/cvmfs/atlas.cern.ch/.cvmfspublished"
+        deadline = time.monotonic() + 20
+        while lab.ssh("wn1", f"curl -sf -o /dev/null {shlex.quote(url)}").returncode != 0:
+            assert time.monotonic() < deadline, "origin did not come up"
+            time.sleep(0.5)
+        proxy = f"http://{lab.ip('svc1')}:3128"
+        first, second = (_fetch(lambda cmd: lab.ssh("svc2", cmd), proxy, url) for _ in range(2))
+        assert first[0] == second[0] == "200"
+        assert first[1] == second[1]  # the body of the first answer, served again from the cache
+        log = lab.ssh("svc1", "cat /var/log/squid/access.log").stdout
+        codes = [line.split()[3] for line in log.splitlines() if url in line]
+        assert codes[-2:][0] == "TCP_MISS/200" and codes[-1] in ("TCP_HIT/200", "TCP_MEM_HIT/200"), codes
+    finally:
+        lab.ssh("wn1", f"kill {pid}; rm -f /tmp/short.py")
