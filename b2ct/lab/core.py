@@ -615,9 +615,9 @@ class Lab:
         h["nspawn_pid"] = proc.pid
         st.save()
 
-    def _wait_init(self, st: LabState) -> None:
+    def _wait_init(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + 30
-        pending = dict(st.hosts)
+        pending = {n: h for n, h in st.hosts.items() if names is None or n in names}
         while pending:
             for name, h in list(pending.items()):
                 pid = _container_init(int(h["nspawn_pid"]))
@@ -635,10 +635,10 @@ class Lab:
             time.sleep(0.1)
         st.save()
 
-    def _wait_ssh(self, st: LabState) -> None:
+    def _wait_ssh(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT
         self._write_known_hosts(st)
-        pending = set(st.hosts)
+        pending = set(names if names is not None else st.hosts)
         running: dict[str, subprocess.Popen[bytes]] = {}
         while pending:
             for name in sorted(pending):
@@ -772,6 +772,46 @@ class Lab:
         }
         atomic_write(self.dir / "lab.json", json.dumps(meta, indent=1) + "\n")
 
+    # -- reinstall -------------------------------------------------------------------------------------
+    def reinstall(self, host: str) -> None:
+        """Stand-in for reinstalling ``host``'s OS from the install media: power it off, reset its root
+        filesystem to the lab's base image (the overlay's upper layer is emptied: packages, /etc, /var
+        are as after `lab up`), keep its disk (brick or ephemeral disk) untouched, give it new ssh host
+        keys and a new machine-id as an installer would, boot it and wait for sshd.
+
+        Raises B2ctError when the host cannot be stopped or does not come back.
+        """
+        self.host(host)  # an unknown name is refused before anything stops
+        st = self.state()
+        h = st.hosts[host]
+        root, hdir = Path(h["root"]), Path(h["dir"])
+        lower = _overlay_lower(root)
+        errors: list[str] = []
+        with step(f"lab {self.name}: reinstalling {host} (disk {h['disk']} kept)"):
+            self._stop_containers(st, errors, only=host)
+            if errors:
+                raise B2ctError(f"lab host {host} did not stop: {'; '.join(errors)}")
+            # its root overlay and cgroups go; its loop device, namespace and interfaces stay
+            for res in [
+                r for r in st.resources if r.extra.get("host") == host and r.kind in ("cgroup", "mount")
+            ]:
+                _remove(res)
+                st.forget(res)
+            for sub in ("upper", "work"):
+                shutil.rmtree(hdir / sub)
+                (hdir / sub).mkdir()
+            res = st.intend("mount", str(root), host=host)
+            net.run(
+                ["mount", "-t", "overlay", "overlay", "-o",
+                 f"lowerdir={lower},upperdir={hdir / 'upper'},workdir={hdir / 'work'}", str(root)]
+            )  # fmt: skip
+            st.created_(res)
+            self._customise(st, host, h, root)
+            st.save()
+            self._boot(st, host, h)
+            self._wait_init(st, [host])
+            self._wait_ssh(st, [host])
+
     # -- down ------------------------------------------------------------------------------------------
     def down(self) -> None:
         """Remove everything the state file records, in reverse order, tolerating what is gone already."""
@@ -804,9 +844,10 @@ class Lab:
                 )
             self._remove_dir(st)
 
-    def _stop_containers(self, st: LabState, errors: list[str]) -> None:
-        procs = [r for r in st.resources if r.kind == "process"]
-        roots = {Path(r.id) for r in st.resources if r.kind == "mount"}
+    def _stop_containers(self, st: LabState, errors: list[str], only: str | None = None) -> None:
+        mine = [r for r in st.resources if only is None or r.extra.get("host") == only]
+        procs = [r for r in mine if r.kind == "process"]
+        roots = {Path(r.id) for r in mine if r.kind == "mount"}
         nspawns = {
             (int(r.extra["pid"]), int(r.extra.get("start", 0)))
             for r in procs
@@ -1026,6 +1067,18 @@ def _password_hash() -> str:
     # A random root password nobody knows: only its hash exists, so console login needs the lab key.
     pw = secrets.token_urlsafe(24)
     return net.run(["openssl", "passwd", "-6", "-stdin"], input=pw + "\n").stdout.strip()
+
+
+def _overlay_lower(root: Path) -> str:
+    """The lower directory (the base image) of the overlay mounted at ``root``, from /proc/self/mounts."""
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            fields = line.split()
+            if fields[1] == str(root) and fields[2] == "overlay":
+                for opt in fields[3].split(","):
+                    if opt.startswith("lowerdir="):
+                        return opt.removeprefix("lowerdir=")
+    raise B2ctError(f"no overlay mounted at {root}", hint="is the lab up? b2ct lab status")
 
 
 def _tail(path: Path, n: int = 3) -> str:
