@@ -84,30 +84,31 @@ def test_reinstalled_manager_rejoins_too(ident):
 def test_bricks_of_a_deleted_volume_are_refused_with_the_ways_out(ident):
     found = check(ident, "deleted-volume")
     assert found.rejoin == {}
-    assert len(found.problems) == 2  # one per brick
-    first = found.problems[0]
-    assert first.startswith(
-        "brick svc1:/bricks/one-images/brick carries the identity of a deleted or earlier volume"
+    (problem,) = found.problems  # both bricks, one finding
+    assert problem.startswith(
+        "bricks svc1:/bricks/one-images/brick, svc2:/bricks/one-images/brick: the identity of a deleted or "
+        f"earlier volume: volume id {ONE_IMAGES_ID}, which no glusterd of this site knows"
     )
-    assert ONE_IMAGES_ID in first and "already part of a volume" in first
-    assert "restore /var/lib/glusterd" in first
-    assert "setfattr -x trusted.glusterfs.volume-id /bricks/one-images/brick" in first
-    assert "Reinstalling a service host" in first
+    assert "already part of a volume" in problem
+    # the way to the documentation comes early: deploy summaries cut long messages
+    assert problem.index("Reinstalling a service host") < 400
+    assert "restore /var/lib/glusterd" in problem
+    assert "setfattr -x trusted.glusterfs.volume-id PATH; setfattr -x trusted.gfid PATH" in problem
 
 
 def test_bricks_of_an_older_volume_of_the_same_name_are_refused(ident):
     found = check(ident, "older-volume")
     today = facts("older-volume")["svc1"]["volumes"]["one-images"]["id"]
-    assert len(found.problems) == 2
-    assert f"an older volume one-images (today's one-images has id {today})" in found.problems[0]
+    (problem,) = found.problems
+    assert f"the identity of an older volume one-images (today's one-images has id {today})" in problem
 
 
 def test_a_brick_of_another_volume_is_refused(ident):
     volumes = [*VOLUMES[:1], {"name": "one-files", "replica": 2, "bricks": VOLUMES[1]["bricks"]}]
-    found = check(ident, "deployed", volumes)
-    assert len(found.problems) == 2
-    assert found.problems[0].startswith(
-        f"brick svc1:/bricks/one-images/brick belongs to volume one-images (id {ONE_IMAGES_ID}"
+    (problem,) = check(ident, "deployed", volumes).problems
+    assert problem.startswith(
+        "bricks svc1:/bricks/one-images/brick, svc2:/bricks/one-images/brick: the identity of volume "
+        f"one-images (id {ONE_IMAGES_ID}), not of one-files"
     )
 
 
@@ -149,10 +150,9 @@ def test_blank_brick_of_a_listed_volume_says_reset_brick(ident):
     found = ident.check_identities(VOLUMES, ADDRESSES, f, "svc1")
     (problem,) = found.problems
     assert problem.startswith(
-        "brick svc2:/bricks/one-system/brick is a brick of volume one-system, but it carries"
+        "brick svc2:/bricks/one-system/brick: in volume one-system, but without a volume identity"
     )
-    assert f"old UUID {SVC2_UUID}" in problem
-    assert "gluster volume reset-brick one-system 10.213.0.12:/bricks/one-system/brick start" in problem
+    assert "gluster volume reset-brick one-system HOST:PATH start" in problem
 
 
 def test_pool_knowing_hosts_by_name_and_inventory_by_address(ident):
@@ -174,7 +174,7 @@ def test_pool_knowing_hosts_by_name_and_inventory_by_address(ident):
     found = ident.check_identities(VOLUMES, ADDRESSES, f, "svc1")
     assert found.rejoin == {} and len(found.problems) == 2
     assert found.problems[0].startswith(
-        "brick svc2:/bricks/one-system/brick carries volume one-system's identity, and one-system has "
+        "brick svc2:/bricks/one-system/brick: the identity of volume one-system, which has "
         "svc2.site.example:/bricks/one-system/brick: names that do not resolve to svc2's address 10.213.0.12"
     )
 

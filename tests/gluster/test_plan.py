@@ -372,3 +372,17 @@ def test_two_names_of_one_peer_in_a_replica_set_are_one_node(gl):
     ]
     with pytest.raises(gl.GlusterError, match="two bricks on one node"):
         gl.plan_volume("one-system", 2, more, vol, pool=pool)
+
+
+def test_recorded_answers_around_a_reinstalled_host(gl):
+    # What the deploy met before the preflight knew about reinstalls (glusterfs 10.3, lab hosts): the
+    # pool's view of svc2 after svc2 was reinstalled, before and after its new glusterd started...
+    for name in ("peer_status_reinstalled_peer", "peer_status_rejected"):
+        (peer,) = gl.parse_peers(recorded(name))
+        assert peer.hostnames == ("10.213.0.12",) and not peer.in_cluster
+        assert gl.peers_not_ready(["10.213.0.11", "10.213.0.12"], ["10.213.0.11"], [peer]) == ["10.213.0.12"]
+        assert gl.peers_to_probe(["10.213.0.12"], ["10.213.0.11"], [peer]) == []  # known: never probed again
+    # ...and a new glusterd probing a node of a pool; a new glusterd's volumes
+    probe = recorded("peer_probe_another_cluster")
+    assert "either already part of another cluster" in gl.cli_error(probe) and gl.cli_errno(probe) == 3
+    assert gl.parse_volumes(recorded("volume_info_none")) == {}

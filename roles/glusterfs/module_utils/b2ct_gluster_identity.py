@@ -28,6 +28,14 @@ from typing import Any
 
 VOLUME_ID_XATTR = "trusted.glusterfs.volume-id"
 DOCS = "docs/gluster.md, 'Reinstalling a service host'"
+CLEAR = (
+    f"if the data is not needed, clear each on its host: setfattr -x {VOLUME_ID_XATTR} PATH; "
+    "setfattr -x trusted.gfid PATH; rm -rf PATH/.glusterfs; or another brick path"
+)
+RESET = (
+    "systemctl stop glusterd; rm -rf /var/lib/glusterd/peers/* /var/lib/glusterd/vols/*; "
+    "systemctl start glusterd"
+)
 
 
 # ------------------------------------------------------------------------------------------ reading facts
@@ -212,10 +220,9 @@ def check_identities(
             result.problems.append(
                 f"glusterd on {_describe_pool(group, facts)} belongs to another trusted pool than on "
                 f"{_describe_pool(main, facts)}: gluster refuses to probe a node of another pool ('is either "
-                "already part of another cluster or having volumes configured'). Ways out: if that pool "
-                "and its volumes are not needed, reset glusterd on its hosts (systemctl stop glusterd; "
-                "rm -rf /var/lib/glusterd/peers/* /var/lib/glusterd/vols/*; systemctl start glusterd); "
-                f"otherwise give those hosts their own inventory, or detach them by hand ({DOCS})"
+                f"already part of another cluster or having volumes configured'); see {DOCS}. Ways out: if "
+                f"that pool and its volumes are not needed, reset glusterd on its hosts ({RESET}); otherwise "
+                "keep those hosts out of this inventory"
             )
     view = _pool_view(main, facts) if main else {"volumes": {}, "peers": {}, "uuids": set()}
     by_id = {v["id"]: (name, h) for h in facts for name, v in facts[h]["volumes"].items() if v.get("id")}
@@ -242,6 +249,12 @@ def check_identities(
         return None
 
     claims: dict[str, set[str]] = {}  # fresh host -> UUIDs its marked bricks say it was
+    # Bricks with the same finding are reported together: one line per finding, most important first.
+    found: dict[str, list[str]] = {}
+
+    def note(text: str, brick: str) -> None:
+        found.setdefault(text, []).append(brick)
+
     for vol in volumes:
         vname = str(vol["name"])
         listed = view["volumes"].get(vname)
@@ -251,7 +264,6 @@ def check_identities(
             marks = (f or {}).get("bricks", {}).get(_norm(path)) if f else None
             if marks is None:
                 continue
-            where = f"brick {host}:{path}"
             entry = None
             if listed:
                 for b in listed["bricks"]:
@@ -263,25 +275,23 @@ def check_identities(
             vid, gdir = marks.get("volume_id", ""), marks.get("glusterfs_dir", False)
             if not vid:
                 if entry is not None:
-                    result.problems.append(
-                        f"{where} is a brick of volume {vname}, but it carries no volume identity: its disk "
-                        "is new or was wiped. Ways out: if the host was reinstalled too, give glusterd its "
-                        f"old UUID {entry['uuid']} first, then on a pool member: gluster volume "
-                        f"reset-brick {vname} {entry['brick']} start; gluster volume reset-brick {vname} "
-                        f"{entry['brick']} {entry['brick']} commit force (a full heal refills it) ({DOCS})"
+                    note(
+                        f"in volume {vname}, but without a volume identity: the disk is new or was wiped; "
+                        f"see {DOCS}. Way out: give the host its old UUID first if it was reinstalled too, "
+                        f"then on a pool member, for each: gluster volume reset-brick {vname} HOST:PATH "
+                        f"start; gluster volume reset-brick {vname} HOST:PATH HOST:PATH commit force (a full "
+                        "heal refills it)",
+                        str(brick),
                     )
                 elif gdir:
-                    result.problems.append(
-                        f"{where} holds a .glusterfs directory of an earlier volume, without a volume id. "
-                        f"Ways out: if its data is not needed, on {host}: rm -rf {path}/.glusterfs (or use "
-                        f"another brick path) ({DOCS})"
+                    note(
+                        f"a .glusterfs directory of an earlier volume, without a volume id; see {DOCS}. Ways "
+                        f"out: if its data is not needed, on its host: rm -rf PATH/.glusterfs; or another "
+                        "brick path",
+                        str(brick),
                     )
                 continue
             owner = by_id.get(vid)
-            wipe = (
-                f"if its data is not needed, on {host}: setfattr -x {VOLUME_ID_XATTR} {path}; "
-                f"setfattr -x trusted.gfid {path}; rm -rf {path}/.glusterfs (or use another brick path)"
-            )
             if owner is None:
                 if listed:
                     older = f"an older volume {vname} (today's {vname} has id {listed['id']})"
@@ -289,16 +299,18 @@ def check_identities(
                     older = "a deleted or earlier volume"
                 else:
                     older = "a volume of a pool that no longer exists (were all service hosts reinstalled?)"
-                result.problems.append(
-                    f"{where} carries the identity of {older}: volume id {vid}, known to no glusterd of "
-                    "this site, so gluster would refuse it ('already part of a volume'). Ways out: restore "
-                    f"/var/lib/glusterd of the service hosts from a backup and run again; or, {wipe} ({DOCS})"
+                note(
+                    f"the identity of {older}: volume id {vid}, which no glusterd of this site knows, so "
+                    f"gluster would refuse it ('already part of a volume'); see {DOCS}. Ways out: restore "
+                    f"/var/lib/glusterd of the service hosts from a backup and run again; or, {CLEAR}",
+                    str(brick),
                 )
                 continue
             if owner[0] != vname:
-                result.problems.append(
-                    f"{where} belongs to volume {owner[0]} (id {vid}, on {owner[1]}), not to {vname}. "
-                    f"Ways out: give {vname} another brick path in the inventory; or, {wipe} ({DOCS})"
+                note(
+                    f"the identity of volume {owner[0]} (id {vid}), not of {vname}; see "
+                    f"{DOCS}. Ways out: another brick path for {vname}; or, {CLEAR}",
+                    str(brick),
                 )
                 continue
             if owner[1] not in main:
@@ -312,29 +324,33 @@ def check_identities(
                     and not any(names_host(b["brick"].partition(":")[0], h) for h in facts if h != host)
                 ]
                 if others:
-                    result.problems.append(
-                        f"{where} carries volume {vname}'s identity, and {vname} has {', '.join(others)}: "
-                        f"names that do not resolve to {host}'s address {addresses.get(host, host)} here. "
-                        f"Ways out: make them resolve on the service hosts (DNS or /etc/hosts), or use the "
-                        f"pool's names for the hosts in the inventory ({DOCS})"
+                    note(
+                        f"the identity of volume {vname}, which has {', '.join(others)}: names that do "
+                        f"not resolve to {host}'s address {addresses.get(host, host)} here; see {DOCS}. Ways "
+                        "out: make them resolve on the service hosts (DNS or /etc/hosts), or use the pool's "
+                        "names for the hosts in the inventory",
+                        str(brick),
                     )
                     continue
-                result.problems.append(
-                    f"{where} carries volume {vname}'s identity, but {vname} has no brick there (removed "
-                    f"with remove-brick?). Ways out: {wipe} ({DOCS})"
+                note(
+                    f"the identity of volume {vname}, which has no brick there (removed with remove-brick?); "
+                    f"see {DOCS}. Ways out: {CLEAR}",
+                    str(brick),
                 )
             elif f["uuid"] == entry["uuid"]:
                 continue  # the node that holds it: nothing to say
             elif _fresh(f):
                 claims.setdefault(host, set()).add(entry["uuid"])
             else:
-                result.problems.append(
-                    f"{where} is held in volume {vname} by node {entry['uuid']}, but glusterd on {host} is "
-                    f"node {f['uuid']} with a pool of its own: {host} was reinstalled and its new glusterd "
-                    "has been used since. Ways out: reset glusterd on it (systemctl stop glusterd; rm -rf "
-                    "/var/lib/glusterd/peers/* /var/lib/glusterd/vols/*; systemctl start glusterd) and run "
-                    f"again: b2ct then gives it its old UUID back ({DOCS})"
+                note(
+                    f"held in volume {vname} by node {entry['uuid']}, but glusterd on {host} is node "
+                    f"{f['uuid']} with a pool of its own: {host} was reinstalled and its new glusterd used "
+                    f"since; see {DOCS}. Way out: reset glusterd on {host} ({RESET}) and run again: b2ct "
+                    "then gives it its old UUID back",
+                    str(brick),
                 )
+    for text, bricks in found.items():
+        result.problems.append(f"{'brick' if len(bricks) == 1 else 'bricks'} {', '.join(bricks)}: {text}")
     for host in sorted(facts):
         f = facts[host]
         if not _fresh(f) or not main:
