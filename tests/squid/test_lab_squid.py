@@ -110,13 +110,13 @@ def test_miss_then_hit_and_outsiders_refused(squid, origin):
     assert any(lab.outsider_ip in line and "TCP_DENIED/403" in line for line in log.splitlines())
 
 
-# A repository manifest as a stratum 1 may serve it: fresh for 30 s, no Last-Modified (no validator).
+# An origin answering "fresh for 30 s" without Last-Modified (no validator); /empty with an empty body.
 SHORT_LIVED = r"""
 import http.server, itertools, sys
 served = itertools.count(1)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"manifest, answer %d\n" % next(served)
+        body = b"" if self.path.endswith("/empty") else b"answer %d\n" % next(served)
         self.send_response(200)
         self.send_header("Cache-Control", "max-age=30")
         self.send_header("Content-Length", str(len(body)))
@@ -128,9 +128,11 @@ http.server.HTTPServer(("", int(sys.argv[1])), H).serve_forever()
 """
 
 
-def test_short_lived_object_without_validator_is_cached(squid):
-    """minimum_expiry_time 0 (CVMFS documentation): with squid's default of 60 s this object, fresh for
-    30 s and with no Last-Modified, is never stored, and every request goes to the origin."""
+def test_short_lived_objects_are_cached(squid):
+    """minimum_expiry_time 0, as the CVMFS documentation asks. Squid stores an object fresh for less
+    than minimum_expiry_time only if it could revalidate it; squid 5.7 (measured here) then still stores a
+    non-empty one (it revalidates by date), but not an empty one: with the default (60 s) the second
+    request for /empty is a miss."""
     lab, _, _ = squid
     port = 8080  # a destination port the role allows
     r = lab.ssh("wn1", f"cat > /tmp/short.py && (setsid python3 /tmp/short.py {port} >/dev/null 2>&1 "
@@ -138,17 +140,22 @@ def test_short_lived_object_without_validator_is_cached(squid):
     assert r.returncode == 0, r.stderr
     pid = int(r.stdout.split()[-1])
     try:
-        url = f"http://{lab.ip('wn1')}:{port}/cvmfs/atlas.cern.ch/.cvmfspublished"
+        base = f"http://{lab.ip('wn1')}:{port}/cvmfs/atlas.cern.ch"
         deadline = time.monotonic() + 20
-        while lab.ssh("wn1", f"curl -sf -o /dev/null {shlex.quote(url)}").returncode != 0:
+        while lab.ssh("wn1", f"curl -sf -o /dev/null {base}/probe").returncode != 0:
             assert time.monotonic() < deadline, "origin did not come up"
             time.sleep(0.5)
         proxy = f"http://{lab.ip('svc1')}:3128"
-        first, second = (_fetch(lambda cmd: lab.ssh("svc2", cmd), proxy, url) for _ in range(2))
-        assert first[0] == second[0] == "200"
-        assert first[1] == second[1]  # the body of the first answer, served again from the cache
-        log = lab.ssh("svc1", "cat /var/log/squid/access.log").stdout
-        codes = [line.split()[3] for line in log.splitlines() if url in line]
-        assert codes[-2:][0] == "TCP_MISS/200" and codes[-1] in ("TCP_HIT/200", "TCP_MEM_HIT/200"), codes
+        for name in (".cvmfspublished", "empty"):
+            url = f"{base}/{name}"
+            first, second = (_fetch(lambda cmd: lab.ssh("svc2", cmd), proxy, url) for _ in range(2))
+            assert first[0] == second[0] == "200"
+            assert first[1] == second[1]  # the body of the first answer, served again from the cache
+            log = lab.ssh("svc1", "cat /var/log/squid/access.log").stdout
+            codes = [line.split()[3] for line in log.splitlines() if line.split()[6:7] == [url]]
+            assert codes[0] == "TCP_MISS/200" and codes[1] in ("TCP_HIT/200", "TCP_MEM_HIT/200"), (
+                name,
+                codes,
+            )
     finally:
         lab.ssh("wn1", f"kill {pid}; rm -f /tmp/short.py")
