@@ -131,8 +131,7 @@ http.server.HTTPServer(("", int(sys.argv[1])), H).serve_forever()
 def test_short_lived_objects_are_cached(squid):
     """minimum_expiry_time 0, as the CVMFS documentation asks. Squid stores an object fresh for less
     than minimum_expiry_time only if it could revalidate it; squid 5.7 (measured here) then still stores a
-    non-empty one (it revalidates by date), but not an empty one: with the default (60 s) the second
-    request for /empty is a miss."""
+    non-empty one, but not an empty one: with the default (60 s) the second request for /empty is a miss."""
     lab, _, _ = squid
     port = 8080  # a destination port the role allows
     r = lab.ssh("wn1", f"cat > /tmp/short.py && (setsid python3 /tmp/short.py {port} >/dev/null 2>&1 "
