@@ -166,7 +166,7 @@ def run(conn: Any, host: str, domain_type: str, timeout: float) -> SmokeOutcome:
             dom.destroy()  # also ends the console stream, which unblocks the reader
             destroyed = True
         except libvirt.libvirtError as exc:
-            destroyed = "not found" in _msg(exc).lower() or "not running" in _msg(exc).lower()
+            destroyed = already_gone(exc)
         if stream is not None:
             with contextlib.suppress(libvirt.libvirtError):
                 stream.abort()
@@ -195,6 +195,18 @@ def _read_console(stream: Any, seen: threading.Event) -> None:
                 seen.set()
     except libvirt.libvirtError:
         return
+
+
+def already_gone(exc: Exception) -> bool:
+    """Whether a libvirtError from ``destroy`` means the domain had stopped or vanished by itself.
+
+    Decided by libvirt's error code (VIR_ERR_NO_DOMAIN, VIR_ERR_OPERATION_INVALID: "domain is not
+    running"), never by the message, which libvirt translates, the daemon's side in its own locale.
+    """
+    import libvirt
+
+    code = exc.get_error_code() if isinstance(exc, libvirt.libvirtError) else None
+    return code in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
 
 
 def _msg(exc: Exception) -> str:

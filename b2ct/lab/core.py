@@ -672,7 +672,7 @@ class Lab:
 
     def _wait_init(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + 30
-        pending = {n: st.hosts[n] for n in (names or st.hosts)}
+        pending = {n: h for n, h in st.hosts.items() if names is None or n in names}
         while pending:
             for name, h in list(pending.items()):
                 pid = _container_init(int(h["nspawn_pid"]))
@@ -693,7 +693,7 @@ class Lab:
     def _wait_ssh(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT
         self._write_known_hosts(st)
-        pending = set(names or st.hosts)
+        pending = set(names if names is not None else st.hosts)
         running: dict[str, subprocess.Popen[bytes]] = {}
         while pending:
             for name in sorted(pending):
@@ -851,33 +851,17 @@ class Lab:
         """Stop one host: a clean systemd poweroff, or with ``hard`` a power cut (its whole pid namespace
         killed at once, nothing written back). Its disk, overlay and network namespace stay, so
         ``power_on`` boots it again as it was left; the links its own kernel state made (bridges, VM
-        taps) go, as on a real power cycle."""
+        taps) go, as on a real power cycle. Raises B2ctError when it does not stop."""
+        self.host(host)  # a clear error for an unknown host
         with locked(self.dir / ".down.lock"):
-            self.host(host)  # a clear error for an unknown host
             st = self.state()
             h = st.hosts[host]
-            init = (int(h.get("init_pid", 0)), int(h.get("init_start", 0)))
-            nspawn = (int(h.get("nspawn_pid", 0)), proc_start_time(int(h.get("nspawn_pid", 0))))
-            if not alive(*init):
-                return
-            ns = _pidns(init[0])
-            _kill(init[0], signal.SIGKILL if hard else signal.SIGRTMIN + 4)
-            deadline = time.monotonic() + (10 if hard else POWEROFF_WAIT + 30)
-            while time.monotonic() < deadline and (alive(*init) or _pidns_members(ns)):
-                _reap(nspawn[0])
-                time.sleep(0.1)
-            if alive(*init):
-                _kill(init[0], signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and (alive(*nspawn) or _pidns_members(ns)):
-                _reap(nspawn[0])
-                time.sleep(0.1)
-            if alive(*nspawn) or _pidns_members(ns):
-                raise B2ctError(f"lab host {host} did not stop", hint=f"b2ct lab down --name {self.name}")
-            _reap(nspawn[0])
-            for r in list(st.resources):
-                if r.kind == "process" and r.id in (f"nspawn:{host}", f"init:{host}"):
-                    st.forget(r)
+            if hard and alive(int(h.get("init_pid", 0)), int(h.get("init_start", 0))):
+                _kill(int(h["init_pid"]), signal.SIGKILL)  # the kernel kills its whole pid namespace
+            errors: list[str] = []
+            self._stop_containers(st, errors, only=host)
+            if errors:
+                raise B2ctError(f"lab host {host} did not stop: {'; '.join(errors)}")
             h.pop("init_pid", None)
             h.pop("init_start", None)
             st.save()
@@ -898,6 +882,46 @@ class Lab:
         self._boot(st, host, h)
         self._wait_init(st, [host])
         self._wait_ssh(st, [host])
+
+    # -- reinstall -------------------------------------------------------------------------------------
+    def reinstall(self, host: str) -> None:
+        """Stand-in for reinstalling ``host``'s OS from the install media: power it off, reset its root
+        filesystem to the lab's base image (the overlay's upper layer is emptied: packages, /etc, /var
+        are as after `lab up`), keep its disk (brick or ephemeral disk) untouched, give it new ssh host
+        keys and a new machine-id as an installer would, boot it and wait for sshd.
+
+        Raises B2ctError when the host cannot be stopped or does not come back.
+        """
+        self.host(host)  # an unknown name is refused before anything stops
+        st = self.state()
+        h = st.hosts[host]
+        root, hdir = Path(h["root"]), Path(h["dir"])
+        lower = _overlay_lower(root)
+        errors: list[str] = []
+        with step(f"lab {self.name}: reinstalling {host} (disk {h['disk']} kept)"):
+            self._stop_containers(st, errors, only=host)
+            if errors:
+                raise B2ctError(f"lab host {host} did not stop: {'; '.join(errors)}")
+            # its root overlay and cgroups go; its loop device, namespace and interfaces stay
+            for res in [
+                r for r in st.resources if r.extra.get("host") == host and r.kind in ("cgroup", "mount")
+            ]:
+                _remove(res)
+                st.forget(res)
+            for sub in ("upper", "work"):
+                shutil.rmtree(hdir / sub)
+                (hdir / sub).mkdir()
+            res = st.intend("mount", str(root), host=host)
+            net.run(
+                ["mount", "-t", "overlay", "overlay", "-o",
+                 f"lowerdir={lower},upperdir={hdir / 'upper'},workdir={hdir / 'work'}", str(root)]
+            )  # fmt: skip
+            st.created_(res)
+            self._customise(st, host, h, root)
+            st.save()
+            self._boot(st, host, h)
+            self._wait_init(st, [host])
+            self._wait_ssh(st, [host])
 
     # -- down ------------------------------------------------------------------------------------------
     def down(self) -> None:
@@ -951,9 +975,10 @@ class Lab:
                 continue
             st.forget(r)
 
-    def _stop_containers(self, st: LabState, errors: list[str]) -> None:
-        procs = [r for r in st.resources if r.kind == "process" and not r.id.startswith("service:")]
-        roots = {Path(r.id) for r in st.resources if r.kind == "mount"}
+    def _stop_containers(self, st: LabState, errors: list[str], only: str | None = None) -> None:
+        mine = [r for r in st.resources if only is None or r.extra.get("host") == only]
+        procs = [r for r in mine if r.kind == "process" and not r.id.startswith("service:")]
+        roots = {Path(r.id) for r in mine if r.kind == "mount"}
         nspawns = {
             (int(r.extra["pid"]), int(r.extra.get("start", 0)))
             for r in procs
@@ -1199,6 +1224,18 @@ def _password_hash() -> str:
     # A random root password nobody knows: only its hash exists, so console login needs the lab key.
     pw = secrets.token_urlsafe(24)
     return net.run(["openssl", "passwd", "-6", "-stdin"], input=pw + "\n").stdout.strip()
+
+
+def _overlay_lower(root: Path) -> str:
+    """The lower directory (the base image) of the overlay mounted at ``root``, from /proc/self/mounts."""
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            fields = line.split()
+            if fields[1] == str(root) and fields[2] == "overlay":
+                for opt in fields[3].split(","):
+                    if opt.startswith("lowerdir="):
+                        return opt.removeprefix("lowerdir=")
+    raise B2ctError(f"no overlay mounted at {root}", hint="is the lab up? b2ct lab status")
 
 
 def _tail(path: Path, n: int = 3) -> str:

@@ -6,11 +6,17 @@ import subprocess
 from pathlib import Path
 
 from b2ct.errors import B2ctError
+from b2ct.toolenv import untranslated
 
 
 def run(cmd: list[str], *, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, input=input, stdin=None if input else subprocess.DEVNULL
+        cmd,
+        capture_output=True,
+        text=True,
+        input=input,
+        stdin=None if input else subprocess.DEVNULL,
+        env=untranslated(),
     )
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from b2ct.errors import B2ctError
 from b2ct.fsutil import WRITE_ERRNOS, copy_range, write_error
+from b2ct.toolenv import untranslated
 from b2ct.ui import byte_progress, progress_bar
 
 # Which Debian package provides each tool: the hint when it is missing.
@@ -123,12 +124,6 @@ class ToolError(B2ctError):
         self.errno = errno
 
 
-def tool_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """``env`` (default: ours) with messages in English, so a system error can be told by its text;
-    C.UTF-8 keeps UTF-8 file names as they are."""
-    return {**(os.environ if env is None else env), "LC_ALL": "C.UTF-8", "LANGUAGE": ""}
-
-
 # strerror() texts in the C locale, for the errors that mean "the output cannot be written", and
 # xorriso's own words for a full disk (it checks the space before writing; it has no translations).
 _ERRNO_TEXTS = {os.strerror(e): e for e in (*WRITE_ERRNOS, errno.EIO)} | {
@@ -151,11 +146,12 @@ def run(
     env: dict[str, str] | None = None,
     input: bytes | None = None,
 ) -> bytes:
-    """Run a tool; on failure raise a one-line ToolError quoting its last message."""
+    """Run a tool (untranslated: its output and messages are read); on failure raise a one-line error
+    quoting its last message."""
     args = [str(c) for c in cmd]
     args[0] = need(args[0])
     try:
-        proc = subprocess.run(args, capture_output=True, env=tool_env(env), input=input, check=False)
+        proc = subprocess.run(args, capture_output=True, env=untranslated(env), input=input, check=False)
     except OSError as exc:
         raise B2ctError(f"cannot run {args[0]}: {exc.strerror}", where=what) from None
     if proc.returncode != 0:
@@ -185,7 +181,9 @@ def run_xorriso_with_progress(
     tail: list[str] = []
     with progress_bar(TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()) as progress:
         task = progress.add_task(description, total=100)
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool_env(env))
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=untranslated(env)
+        )
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()

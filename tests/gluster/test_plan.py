@@ -32,7 +32,7 @@ VOLUME_INFO = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 </cliOutput>"""
 
 NO_VOLUME = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<cliOutput><opRet>-1</opRet><opErrno>30800</opErrno><opErrstr>Volume one-images does not exist</opErrstr>
+<cliOutput><opRet>-1</opRet><opErrno>30806</opErrno><opErrstr>Volume one-images does not exist</opErrstr>
 </cliOutput>"""
 
 PEERS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -79,10 +79,15 @@ def test_parse_volume_info(gl):
 
 def test_missing_volume_is_absent_not_an_error(gl):
     assert gl.parse_volumes(NO_VOLUME) == {}
+    # decided by glusterd's error code (EG_NOVOL), whatever the words
+    assert (
+        gl.parse_volumes(NO_VOLUME.replace("Volume one-images does not exist", "Il volume non esiste")) == {}
+    )
 
 
 def test_other_cli_errors_are_raised(gl):
     xml = NO_VOLUME.replace("Volume one-images does not exist", "Connection failed. Is glusterd running?")
+    xml = xml.replace("30806", "30800")
     with pytest.raises(gl.GlusterError, match="glusterd running"):
         gl.parse_volumes(xml)
     with pytest.raises(gl.GlusterError, match="not XML"):
@@ -289,3 +294,95 @@ def test_recorded_volume_needs_no_command_when_inventory_matches(gl):
         ["volume", "set", "one-system", "cluster.quorum-type", "auto"],
         ["volume", "set", "one-system", "cluster.server-quorum-type", "server"],
     ]
+
+
+# ------------------------------------------- a volume made by hand with host names, b2ct using addresses
+
+# Recorded on lab hosts (glusterfs 10.3): `gluster peer probe svc2` and `volume create one-system replica 2
+# svc1:/bricks/one-system/brick svc2:/bricks/one-system/brick` by hand; /etc/hosts maps svc1 and svc2 to
+# 10.213.0.11 and 10.213.0.12, as the inventory does. Then, on svc1, gluster's view before b2ct's peer
+# module probed 10.213.0.12 (peer known as "svc2" only) and after it (both names listed).
+BYNAME = ["svc1:/bricks/one-system/brick", "svc2:/bricks/one-system/brick"]
+LAB_ADDRESSES = {"svc1": "10.213.0.11", "svc2": "10.213.0.12"}
+
+
+def _byname_pool(gl, peers: str, resolved: dict[str, set[str]] | None = None):
+    return gl.Pool(
+        gl.parse_local_uuid(recorded("byname-system_uuid_get")),
+        ("10.213.0.11",),
+        tuple(gl.parse_peers(recorded(peers))),
+        {k: frozenset(v) for k, v in (resolved or {}).items()},
+    )
+
+
+def test_brick_known_by_name_in_gluster_by_address_in_b2ct(gl):
+    vol = gl.parse_volumes(recorded("byname-volume_info_all"))["one-system"]
+    assert vol.bricks == tuple(BYNAME) and all(vol.brick_uuids)
+    wanted = gl.translate_bricks(BYNAME, LAB_ADDRESSES)
+    # Before this fix the names were compared as text: the very bricks of the inventory were "not in" it.
+    with pytest.raises(gl.GlusterError, match="not in the inventory"):
+        gl.plan_volume("one-system", 2, wanted, vol)
+    # svc1's brick is this node's (its UUID), svc2's a peer that gluster lists under both names.
+    pool = _byname_pool(gl, "byname-peer_status_after_probe")
+    assert gl.plan_volume("one-system", 2, wanted, vol, pool=pool).commands == []
+
+
+def test_brick_host_resolving_to_a_peer_name_is_that_peer(gl):
+    # Check mode: b2ct's peer module has not probed 10.213.0.12 yet, so gluster lists svc2 under "svc2"
+    # only; glusterd, given 10.213.0.12, would find the peer by the address "svc2" resolves to. So do we.
+    resolved = {"svc2": {"10.213.0.12"}, "10.213.0.12": {"10.213.0.12"}, "10.213.0.11": {"10.213.0.11"}}
+    pool = _byname_pool(gl, "byname-peer_status", resolved)
+    vol = gl.parse_volumes(recorded("byname-volume_info_all"))["one-system"]
+    assert (
+        gl.plan_volume("one-system", 2, gl.translate_bricks(BYNAME, LAB_ADDRESSES), vol, pool=pool).commands
+        == []
+    )
+    # and without the resolution the text alone does not say who svc2 is
+    with pytest.raises(gl.GlusterError, match="not in the inventory"):
+        gl.plan_volume("one-system", 2, gl.translate_bricks(BYNAME, LAB_ADDRESSES), vol,
+                       pool=_byname_pool(gl, "byname-peer_status"))  # fmt: skip
+
+
+def test_names_that_differ_are_said(gl):
+    vol = gl.parse_volumes(recorded("byname-volume_info_all"))["one-system"]
+    pool = _byname_pool(gl, "byname-peer_status_after_probe")
+    wanted = gl.translate_bricks(BYNAME, {"svc1": "10.213.0.11", "svc2": "10.213.0.99"})
+    with pytest.raises(gl.GlusterError) as refused:
+        gl.plan_volume("one-system", 2, wanted, vol, pool=pool)
+    msg = str(refused.value)
+    assert (
+        "svc2:/bricks/one-system/brick on peer 2e2022f7-4a1f-4973-aeb2-c0f749625e60 (svc2, 10.213.0.12)"
+        in msg
+    )
+    assert "10.213.0.99:/bricks/one-system/brick (10.213.0.99 is no name of any node in the pool)" in msg
+    assert "svc1:" not in msg  # the local brick matched: only what differs is named
+    # same node, other path: named as this peer, and still refused
+    moved = ["10.213.0.11:/bricks/one-system/brick", "10.213.0.12:/bricks/elsewhere/brick"]
+    with pytest.raises(gl.GlusterError, match=r"10\.213\.0\.12 is peer 2e2022f7.*\(svc2, 10\.213\.0\.12\)"):
+        gl.plan_volume("one-system", 2, moved, vol, pool=pool)
+
+
+def test_two_names_of_one_peer_in_a_replica_set_are_one_node(gl):
+    pool = _byname_pool(gl, "byname-peer_status_after_probe")
+    vol = gl.parse_volumes(recorded("byname-volume_info_all"))["one-system"]
+    more = [
+        *gl.translate_bricks(BYNAME, LAB_ADDRESSES),
+        "svc2:/bricks/b/brick",
+        "10.213.0.12:/bricks/c/brick",
+    ]
+    with pytest.raises(gl.GlusterError, match="two bricks on one node"):
+        gl.plan_volume("one-system", 2, more, vol, pool=pool)
+
+
+def test_recorded_answers_around_a_reinstalled_host(gl):
+    # What the deploy met before the preflight knew about reinstalls (glusterfs 10.3, lab hosts): the
+    # pool's view of svc2 after svc2 was reinstalled, before and after its new glusterd started...
+    for name in ("peer_status_reinstalled_peer", "peer_status_rejected"):
+        (peer,) = gl.parse_peers(recorded(name))
+        assert peer.hostnames == ("10.213.0.12",) and not peer.in_cluster
+        assert gl.peers_not_ready(["10.213.0.11", "10.213.0.12"], ["10.213.0.11"], [peer]) == ["10.213.0.12"]
+        assert gl.peers_to_probe(["10.213.0.12"], ["10.213.0.11"], [peer]) == []  # known: never probed again
+    # ...and a new glusterd probing a node of a pool; a new glusterd's volumes
+    probe = recorded("peer_probe_another_cluster")
+    assert "either already part of another cluster" in gl.cli_error(probe) and gl.cli_errno(probe) == 3
+    assert gl.parse_volumes(recorded("volume_info_none")) == {}

@@ -1,4 +1,5 @@
-"""The preflight module run by real Ansible here: bad volumes and root-filesystem bricks refused."""
+"""The preflight module run by real Ansible here: bad volumes, root-filesystem bricks and bricks or pools
+of other identities refused, a reinstalled host's way back given."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ ROLE = Path(__file__).resolve().parents[2] / "roles" / "glusterfs"
 
 
 def preflight(args: dict) -> dict:
+    return run_module("b2ct_gluster_preflight", args)
+
+
+def run_module(name: str, args: dict) -> dict:
     env = {
         **os.environ,
         "ANSIBLE_LIBRARY": str(ROLE / "library"),
@@ -25,7 +30,7 @@ def preflight(args: dict) -> dict:
         "ANSIBLE_NOCOLOR": "1",
     }
     proc = subprocess.run(
-        ["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", "b2ct_gluster_preflight",
+        ["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", name,
          "-e", f"ansible_python_interpreter={sys.executable}", "-a", json.dumps(args)],
         capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -76,3 +81,43 @@ def test_planned_brick_filesystem_counts():
 def test_bad_volumes_refused(volumes, message):
     result = preflight({"volumes": volumes})
     assert result["failed"] and message in result["msg"], result
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "identity"
+ADDRESSES = {"svc1": "10.213.0.11", "svc2": "10.213.0.12", "svc3": "10.213.0.13"}
+LAB_VOLUMES = [
+    {"name": n, "replica": 2, "bricks": [f"svc1:/bricks/{n}/brick", f"svc2:/bricks/{n}/brick"]}
+    for n in ("one-system", "one-images")
+]
+
+
+def _identities(scenario: str) -> dict:
+    return {h: json.loads((FIXTURES / scenario / f"{h}.json").read_text()) for h in ADDRESSES}
+
+
+def _args(scenario: str) -> dict:
+    return {
+        "volumes": LAB_VOLUMES,
+        "identities": _identities(scenario),
+        "host_addresses": ADDRESSES,
+        "manager": "svc1",
+    }
+
+
+def test_identities_of_a_reinstalled_host_give_its_way_back():
+    args = _args("reinstalled-svc2")
+    back = preflight({**args, "host_name": "svc2"})
+    assert not back.get("failed"), back
+    assert back["rejoin"]["uuid"] == "5e39fe47-1818-4482-bd53-36116adb5505"
+    assert back["rejoin"]["peers"] == [
+        {"uuid": "10b920ba-a86c-45d0-8b5d-8004e3fb9b03", "hostnames": ["10.213.0.11"]}
+    ]
+    assert preflight({**args, "host_name": "svc1"})["rejoin"] is None
+
+
+def test_identities_of_a_deleted_volume_are_refused_on_every_host():
+    args = _args("deleted-volume")
+    for host in ("svc1", "svc3"):  # svc3 has no brick: it stops too, so that nothing anywhere changes
+        refused = preflight({**args, "host_name": host})
+        assert refused["failed"] and len(refused["problems"]) == 1, refused
+        assert "the identity of a deleted or earlier volume" in refused["msg"]

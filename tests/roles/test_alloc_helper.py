@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.foreign_locale import foreign_locale_env
+
 HELPER = Path(__file__).resolve().parents[2] / "roles/ephemeral_storage/files/b2ct-alloc"
 MiB = 1024 * 1024
 
@@ -56,8 +58,8 @@ def fs_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _alloc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(HELPER), *map(str, args)], capture_output=True, text=True)
+def _alloc(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HELPER), *map(str, args)], capture_output=True, text=True, env=env)
 
 
 def _blocks(path: Path) -> int:
@@ -88,6 +90,20 @@ def test_sparse_where_fallocate_is_missing(fs_root: Path) -> None:
         assert (mnt / "disk.img").stat().st_size == 100 * MiB
         assert _blocks(mnt / "disk.img") < 50 * MiB
         assert _sh("blkid", "-p", "-o", "value", "-s", "TYPE", mnt / "disk.img") == "ext4"
+
+
+def test_sparse_fallback_under_an_italian_locale(fs_root: Path) -> None:
+    # fallocate's error is then "Operazione non supportata": the fallback must not depend on its wording.
+    env = foreign_locale_env(fs_root)
+    with _mounted(fs_root, "ext2") as mnt:
+        r = _alloc("100M", mnt / "disk.img", env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "sparse"
+        assert (mnt / "disk.img").stat().st_size == 100 * MiB
+        assert _blocks(mnt / "disk.img") < 50 * MiB
+        # a real failure still fails, whatever the locale
+        r = _alloc("1M", mnt / "missing" / "disk.img", env=env)
+        assert r.returncode == 1 and "no such directory" in r.stderr
 
 
 def test_refusals(fs_root: Path) -> None:

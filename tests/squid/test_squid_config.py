@@ -65,6 +65,16 @@ def test_site_networks_only_sized_for_cvmfs(tmp_path):
     assert not lines(conf, "cache_peer") and not lines(conf, "never_direct")
 
 
+def test_cvmfs_settings_in_the_documented_order(tmp_path):
+    # CVMFS documentation, "Setting up a Local Squid Proxy".
+    conf = render(tmp_path).splitlines()
+    directives = [line.split()[0] for line in conf if line.strip() and not line.startswith("#")]
+    assert lines("\n".join(conf), "minimum_expiry_time") == ["minimum_expiry_time 0 seconds"]
+    assert directives.index("maximum_object_size") < directives.index("cache_dir")
+    assert directives.count("maximum_object_size") == 1 and directives.count("cache_dir") == 1
+    assert lines("\n".join(conf), "collapsed_forwarding") == ["collapsed_forwarding on"]
+
+
 def test_upstream_proxy_and_destination_restriction(tmp_path):
     conf = render(
         tmp_path,

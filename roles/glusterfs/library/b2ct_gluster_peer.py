@@ -52,6 +52,7 @@ from ansible.module_utils.b2ct_gluster import (
     peers_to_probe,
 )
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.locale import get_best_parsable_locale
 
 
 def _status(module: AnsibleModule, gluster: str):
@@ -75,6 +76,14 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
+    locale = get_best_parsable_locale(module)
+    # gluster's output is parsed: untranslated, whatever the host's or the controller's locale.
+    module.run_command_environ_update = {
+        "LANG": locale,
+        "LC_ALL": locale,
+        "LC_MESSAGES": locale,
+        "LANGUAGE": "",
+    }
     gluster = module.get_bin_path("gluster", required=True)
     wanted, local = module.params["peers"], module.params["local_names"]
     try:

@@ -12,6 +12,11 @@ description:
     twice or in two volumes, two replicas on one host, a volume name defined twice).
   - Fails when a brick of this host would sit on the root filesystem (unless O(force)), or is a mount
     point itself (an unmounted brick filesystem would make gluster fill the root filesystem).
+  - With O(identities) (every brick host's b2ct_gluster_facts), fails when a brick carries another or
+    an older volume's identity, when hosts belong to different trusted pools, or when a host's glusterd
+    cannot join; every host fails with the same list, so nothing anywhere is changed. Each problem says
+    the ways out. A reinstalled host that kept its brick disk is not a problem: the result says how it
+    rejoins (O(rejoin) for b2ct_gluster_rejoin).
   - Changes nothing; runs in check mode too.
 options:
   volumes:
@@ -33,6 +38,22 @@ options:
     description: Allow bricks on the root filesystem (test setups only).
     type: bool
     default: false
+  identities:
+    description: Inventory host name to its b2ct_gluster_facts C(identity); empty skips these checks.
+    type: dict
+    default: {}
+  host_addresses:
+    description: Inventory host name to the address gluster uses for it.
+    type: dict
+    default: {}
+  host_name:
+    description: This host's inventory name (what O(rejoin) is for).
+    type: str
+    default: ""
+  manager:
+    description: The host that probes peers and creates volumes.
+    type: str
+    default: ""
 author: b2ct
 """
 
@@ -49,9 +70,14 @@ filesystems:
   description: Brick path → mount point that will hold it.
   type: dict
   returned: always
+rejoin:
+  description: For a host that comes back (new glusterd, pool knows it) uuid, op_version, via; else null.
+  type: dict
+  returned: always
 """
 
 from ansible.module_utils.b2ct_gluster import GlusterError, brick_problem, check_volumes, mount_point_of
+from ansible.module_utils.b2ct_gluster_identity import check_identities
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -62,6 +88,10 @@ def main() -> None:
             "paths": {"type": "list", "elements": "str", "default": []},
             "planned_mounts": {"type": "list", "elements": "str", "default": []},
             "force": {"type": "bool", "default": False},
+            "identities": {"type": "dict", "default": {}},
+            "host_addresses": {"type": "dict", "default": {}},
+            "host_name": {"type": "str", "default": ""},
+            "manager": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -82,7 +112,21 @@ def main() -> None:
         where[path] = mount_point_of(path, [*mounts, *planned])
     if problems:
         module.fail_json(msg="; ".join(problems), filesystems=where)
-    module.exit_json(changed=False, filesystems=where)
+    rejoin = None
+    if module.params["identities"]:
+        # keyed by each host's name in the bricks (glusterfs_host_name), which its facts carry
+        identities = {str(f.get("host") or h): f for h, f in module.params["identities"].items() if f}
+        found = check_identities(
+            module.params["volumes"],
+            {str(k): str(v) for k, v in module.params["host_addresses"].items()},
+            identities,
+            module.params["manager"],
+        )
+        if found.problems:
+            module.fail_json(msg=" | ".join(found.problems), problems=found.problems, filesystems=where)
+        mine = found.rejoin.get(module.params["host_name"])
+        rejoin = mine.as_dict() if mine else None
+    module.exit_json(changed=False, filesystems=where, rejoin=rejoin)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ description:
   - Reads C(gluster --xml volume info) and runs only the commands needed; reports changed only then.
   - Adds new bricks as whole replica sets; never removes a brick, changes the replica count or
     regroups replica sets (fails with the reason instead).
+  - A brick of the volume is the inventory's when the paths are equal and the hosts are names of the
+    same node of the pool (any name C(gluster peer status) lists, or resolving to the same address).
   - Waits until the brick hosts are connected peers in 'Peer in Cluster' state before creating.
   - Option groups (C(virt)) are expanded from /var/lib/glusterd/groups/ so that they can be compared;
     O(options) override them.
@@ -67,10 +69,13 @@ options_set: {description: Options changed., type: dict, returned: always}
 """
 
 import os
+import socket
 import time
 
 from ansible.module_utils.b2ct_gluster import (
     GlusterError,
+    Pool,
+    parse_local_uuid,
     parse_option_group,
     parse_peers,
     parse_volumes,
@@ -79,6 +84,7 @@ from ansible.module_utils.b2ct_gluster import (
     translate_bricks,
 )
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.locale import get_best_parsable_locale
 
 
 def _xml(module: AnsibleModule, gluster: str, *args: str) -> str:
@@ -89,6 +95,22 @@ def _xml(module: AnsibleModule, gluster: str, *args: str) -> str:
     if rc != 0 and not out.strip():
         module.fail_json(msg=f"gluster {' '.join(args)} failed: {(err or out).strip()}")
     return out
+
+
+def _resolve(name: str) -> frozenset[str]:
+    # What glusterd does with a name it is given: compare the addresses it resolves to.
+    try:
+        return frozenset(str(a[4][0]) for a in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM))
+    except (OSError, UnicodeError):
+        return frozenset()
+
+
+def _pool(module: AnsibleModule, gluster: str, bricks: list[str], current_bricks: tuple[str, ...]) -> Pool:
+    local = parse_local_uuid(_xml(module, gluster, "system::", "uuid", "get"))
+    peers = parse_peers(_xml(module, gluster, "peer", "status"))
+    names = set(module.params["local_names"]) | {n for p in peers for n in p.hostnames}
+    names |= {b.partition(":")[0] for b in [*bricks, *current_bricks]}
+    return Pool(local, tuple(module.params["local_names"]), tuple(peers), {n: _resolve(n) for n in names})
 
 
 def _wanted_options(module: AnsibleModule) -> dict[str, str]:
@@ -135,6 +157,14 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    locale = get_best_parsable_locale(module)
+    # gluster's output is parsed: untranslated, whatever the host's or the controller's locale.
+    module.run_command_environ_update = {
+        "LANG": locale,
+        "LC_ALL": locale,
+        "LC_MESSAGES": locale,
+        "LANGUAGE": "",
+    }
     gluster = module.get_bin_path("gluster", required=True)
     bricks = translate_bricks(p["bricks"], p["host_addresses"])
     try:
@@ -147,6 +177,7 @@ def main() -> None:
             _wanted_options(module),
             start=p["start"],
             force=p["force"],
+            pool=_pool(module, gluster, bricks, current.bricks) if current else None,
         )
         result = {
             "changed": plan.changed,

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 PEER_IN_CLUSTER = "Peer in Cluster"
+# glusterd's error codes in <opErrno> (glusterd-errno.h): decisions read these, never <opErrstr> text.
+EG_NOVOL = 30806  # volume does not exist
 
 # Gluster stores option values as given; these spellings all mean the same boolean.
 _TRUE = {"on", "yes", "true", "enable", "enabled", "1"}
@@ -42,6 +45,25 @@ def cli_error(xml_text: str) -> str | None:
     if ret in ("0", ""):
         return None
     return (root.findtext("opErrstr") or "").strip() or f"gluster failed (opRet {ret})"
+
+
+def cli_errno(xml_text: str) -> int:
+    """The CLI's <opErrno> (0 when absent or not a number)."""
+    try:
+        return int((_root(xml_text).findtext("opErrno") or "0").strip())
+    except ValueError:
+        return 0
+
+
+def parse_local_uuid(xml_text: str) -> str:
+    """`gluster --xml system:: uuid get` → this node's UUID."""
+    err = cli_error(xml_text)
+    if err:
+        raise GlusterError(f"uuid get: {err}")
+    uuid = (_root(xml_text).findtext("uuidGenerate/uuid") or "").strip()
+    if not uuid:
+        raise GlusterError("uuid get: no <uuid> in gluster's answer")
+    return uuid
 
 
 def _text(el: ET.Element, tag: str, default: str = "") -> str:
@@ -83,6 +105,8 @@ class Volume:
     replica: int
     bricks: tuple[str, ...]
     options: dict[str, str] = field(default_factory=dict)
+    id: str = ""
+    brick_uuids: tuple[str, ...] = ()  # UUID of the peer holding each brick ("" where not given)
 
     @property
     def started(self) -> bool:
@@ -90,11 +114,12 @@ class Volume:
 
 
 def parse_volumes(xml_text: str) -> dict[str, Volume]:
-    """`gluster --xml volume info [all]` → volumes by name. "No volumes present" is an empty dict."""
+    """`gluster --xml volume info [all]` → volumes by name. A volume that does not exist (opErrno
+    EG_NOVOL) is an empty dict, whatever words glusterd used."""
     root = _root(xml_text)
     err = cli_error(xml_text)
     if err:
-        if "does not exist" in err or "No volumes present" in err:
+        if cli_errno(xml_text) == EG_NOVOL:
             return {}
         raise GlusterError(f"volume info: {err}")
     out: dict[str, Volume] = {}
@@ -102,16 +127,26 @@ def parse_volumes(xml_text: str) -> dict[str, Volume]:
         name = _text(v, "name")
         if not name:
             continue
-        bricks = []
+        bricks, uuids = [], []
         for b in v.findall("bricks/brick"):
             # Newer releases put the brick in <name>; older ones only as the element's text.
             bricks.append(_text(b, "name") or (b.text or "").strip())
+            uuids.append(_text(b, "hostUuid") or b.get("uuid", "").strip())
         options = {_text(o, "name"): _text(o, "value") for o in v.findall("options/option")}
         try:
             replica = int(_text(v, "replicaCount", "1"))
         except ValueError:
             replica = 1
-        out[name] = Volume(name, _text(v, "statusStr"), _text(v, "typeStr"), replica, tuple(bricks), options)
+        out[name] = Volume(
+            name,
+            _text(v, "statusStr"),
+            _text(v, "typeStr"),
+            replica,
+            tuple(bricks),
+            options,
+            id=_text(v, "id"),
+            brick_uuids=tuple(uuids),
+        )
     return out
 
 
@@ -203,6 +238,66 @@ def peers_not_ready(wanted: list[str], local_names: list[str], peers: list[Peer]
     ]
 
 
+@dataclass(frozen=True)
+class Pool:
+    """One node's view of its trusted pool: who is who, by UUID, under which names.
+
+    gluster knows a peer by every name it was probed or seen with (peer status lists them: <hostname>
+    and <hostnames>) and, like glusterd itself when it is given a new name, by the addresses those
+    names resolve to. ``addresses`` maps a name to its addresses (resolved by the caller, on the node:
+    this module does no I/O); an unresolvable name maps to nothing.
+    """
+
+    local_uuid: str
+    local_names: tuple[str, ...]
+    peers: tuple[Peer, ...] = ()
+    addresses: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def _addrs(self, names: tuple[str, ...] | list[str]) -> set[str]:
+        return {a for n in names for a in self.addresses.get(n, frozenset())} | set(names)
+
+    def uuid_of(self, host: str) -> str | None:
+        """The UUID of the node ``host`` names (this node or a peer), or None if it names none."""
+        if host in self.local_names:
+            return self.local_uuid or None
+        for peer in self.peers:
+            if host in peer.hostnames:
+                return peer.uuid
+        mine = self._addrs([host])
+        if self.local_uuid and mine & self._addrs(self.local_names):
+            return self.local_uuid
+        for peer in self.peers:
+            if mine & self._addrs(peer.hostnames):
+                return peer.uuid
+        return None
+
+    def names_of(self, uuid: str) -> tuple[str, ...]:
+        if uuid and uuid == self.local_uuid:
+            return self.local_names
+        for peer in self.peers:
+            if peer.uuid == uuid:
+                return peer.hostnames
+        return ()
+
+
+def _host(brick: str) -> str:
+    return brick.partition(":")[0]
+
+
+def _brick_key(brick: str, uuid: str | None) -> tuple[str, str]:
+    """What makes two brick names the same brick: the node (its UUID when known, else the name as
+    written) and the normalised path."""
+    host, _, path = brick.partition(":")
+    return (f"uuid:{uuid}" if uuid else f"name:{host}", os.path.normpath(path))
+
+
+def _who(uuid: str | None, pool: Pool | None) -> str:
+    if not uuid or pool is None:
+        return "no name of any node in the pool"
+    names = ", ".join(pool.names_of(uuid)) or "no recorded name"
+    return f"{'this node' if uuid == pool.local_uuid else 'peer'} {uuid} ({names})"
+
+
 # --------------------------------------------------------------------------------------------- volumes
 
 
@@ -233,6 +328,28 @@ class VolumePlan:
 
 def _replica_sets(bricks: list[str], replica: int) -> list[tuple[str, ...]]:
     return [tuple(bricks[i : i + replica]) for i in range(0, len(bricks), replica)]
+
+
+def _not_in_inventory(
+    name: str,
+    extra: list[str],
+    have_uuid: Mapping[str, str | None],
+    unmatched: list[str],
+    want_uuid: Mapping[str, str | None],
+    pool: Pool | None,
+) -> str:
+    """Which existing bricks the inventory lacks, which inventory bricks match nothing, and why."""
+    msg = f"volume {name} has brick(s) not in the inventory: " + "; ".join(
+        f"{b} on {_who(have_uuid[b], pool)}" for b in extra
+    )
+    if unmatched:
+        msg += "; the inventory's " + "; ".join(
+            f"{b} ({_host(b)} is {_who(want_uuid[b], pool)})" for b in unmatched
+        )
+        msg += " match(es) none of them (the same brick needs the same path on a name of the same node)"
+    return msg + (
+        "; b2ct never removes bricks (remove-brick start/commit by hand, or add them to the inventory)"
+    )
 
 
 def check_request(name: str, replica: int, bricks: list[str]) -> None:
@@ -292,12 +409,16 @@ def plan_volume(
     *,
     start: bool = True,
     force: bool = False,
+    pool: Pool | None = None,
 ) -> VolumePlan:
     """Decide the gluster commands that bring volume ``name`` to the wanted state.
 
     Creates a missing volume; adds whole new replica sets; sets options that differ; starts it.
     Refuses (GlusterError) to remove a brick, change the replica count or regroup replica sets: those
     move data and must be done by hand.
+
+    A wanted brick is an existing one when both paths are the same and both hosts name the same node
+    of ``pool`` (this node or a peer, under any of its names); without ``pool`` names must be equal.
     """
     check_request(name, replica, bricks)
     options = dict(options or {})
@@ -317,18 +438,40 @@ def plan_volume(
                 f"volume {name} exists with replica {current.replica}, the inventory says {replica}: "
                 "b2ct does not change a volume's replica count (do it by hand with add-brick/remove-brick)"
             )
-        extra = [b for b in current.bricks if b not in bricks]
+        known = current.brick_uuids if len(current.brick_uuids) == len(current.bricks) else ()
+        have_uuid: dict[str, str | None] = {}
+        for i, b in enumerate(current.bricks):
+            have_uuid[b] = ((known[i] if known else "") or pool.uuid_of(_host(b))) if pool else None
+        want_uuid = {b: pool.uuid_of(_host(b)) if pool else None for b in bricks}
+        have = {b: _brick_key(b, u) for b, u in have_uuid.items()}
+        want = {b: _brick_key(b, u) for b, u in want_uuid.items()}
+        extra = [b for b in current.bricks if have[b] not in want.values()]
         if extra:
             raise GlusterError(
-                f"volume {name} has brick(s) not in the inventory: {', '.join(extra)}; "
-                "b2ct never removes bricks (remove-brick start/commit by hand, or add them to the inventory)"
+                _not_in_inventory(
+                    name,
+                    extra,
+                    have_uuid,
+                    [b for b in bricks if want[b] not in have.values()],
+                    want_uuid,
+                    pool,
+                )
             )
-        have_sets = {frozenset(s) for s in _replica_sets(list(current.bricks), replica)}
+        if pool is not None and replica > 1:
+            for rs in _replica_sets(bricks, replica):
+                nodes = [want[b][0] for b in rs]
+                if len(set(nodes)) < len(nodes):
+                    raise GlusterError(
+                        f"volume {name}: replica set {', '.join(rs)} has two bricks on one node "
+                        "(different names of the same peer)"
+                    )
+        have_keys = set(have.values())
+        have_sets = {frozenset(have[b] for b in s) for s in _replica_sets(list(current.bricks), replica)}
         new: list[str] = []
         for s in _replica_sets(bricks, replica):
-            present = [b for b in s if b in current.bricks]
+            present = [b for b in s if want[b] in have_keys]
             if len(present) == len(s):
-                if frozenset(s) not in have_sets:
+                if frozenset(want[b] for b in s) not in have_sets:
                     raise GlusterError(
                         f"volume {name}: replica set {', '.join(s)} differs from the existing sets"
                     )
