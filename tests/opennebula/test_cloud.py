@@ -172,9 +172,13 @@ def test_cloud_objects_as_designed(cloud: Cloud) -> None:
         for path in ("/var/lib/one/datastores/100", "/var/lib/one/datastores/1"):
             found = cloud.lab.ssh(host, f"findmnt -n -o TARGET,FSTYPE -T {path}").stdout.split()
             assert found == [path, "fuse.glusterfs"], (host, found)
-    for host in WORKERS:
-        local_fs = cloud.lab.ssh(host, f"findmnt -n -o FSTYPE -T /var/lib/one/datastores/{local.ID}").stdout
-        assert local_fs.strip() in ("xfs", "ext4"), (host, local_fs)
+    for host in WORKERS:  # datastore <id> is a directory of the local disk mounted at the datastores' root
+        local_fs = cloud.lab.ssh(
+            host, "findmnt -n -o TARGET,FSTYPE -T /var/lib/one/datastores"
+        ).stdout.split()
+        assert local_fs in (["/var/lib/one/datastores", "xfs"], ["/var/lib/one/datastores", "ext4"]), host
+        images_fs = cloud.lab.ssh(host, "findmnt -n -o FSTYPE -T /var/lib/one/datastores/1").stdout.strip()
+        assert images_fs == "fuse.glusterfs", (host, images_fs)
     vnets = {v.NAME: v for v in one.vnpool.info(-2, -1, -1).VNET}
     assert (vnets["private"].BRIDGE, vnets["public"].BRIDGE) == ("br-private", "br-public")
     assert set(vnets["private"].CLUSTERS.ID) == {clusters["services"], clusters["workers"]}
@@ -234,7 +238,7 @@ def test_smoke_vm_runs_in_each_cluster(cloud: Cloud, tmp_path: Path) -> None:
     wait_for("the smoke VMs to be gone", lambda: not ids & {int(v.ID) for v in _live_vms(cloud)}, 120)
 
 
-def test_context_carries_the_squid_list(cloud: Cloud) -> None:
+def test_context_carries_the_squid_list(cloud: Cloud, tmp_path: Path) -> None:
     """What the guest reads: the proxy list in the VM's context, both as oned keeps it and in the
     context CD-ROM image the node attaches."""
     one = cloud.one()
@@ -247,15 +251,13 @@ def test_context_carries_the_squid_list(cloud: Cloud) -> None:
         assert f'CVMFS_HTTP_PROXY="{proxies}"' in base64.b64decode(context["START_SCRIPT_BASE64"]).decode()
         ds = next(d.ID for d in one.datastorepool.info().DATASTORE if d.NAME == "workers-local")
         iso = cloud.lab.ssh(vm.host, f"base64 -w0 /var/lib/one/datastores/{ds}/{vm.id}/disk.1", check=True)
-        path = Path(cloud.lab.dir) / f"context-{vm.id}.iso"
+        path = tmp_path / f"context-{vm.id}.iso"
         path.write_bytes(base64.b64decode(iso.stdout))
-        try:
-            sh = subprocess.run(
-                ["xorriso", "-osirrox", "on", "-indev", str(path), "-extract", "/context.sh", "/dev/stdout"],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-        finally:
-            path.unlink()
+        subprocess.run(
+            ["xorriso", "-osirrox", "on", "-indev", path, "-extract", "/context.sh", tmp_path / "context.sh"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        sh = (tmp_path / "context.sh").read_text()
         assert f"CVMFS_HTTP_PROXY='{proxies}'" in sh, sh
     finally:
         one.vm.action("terminate-hard", vm.id)
@@ -336,8 +338,9 @@ def test_upgrade_goes_in_batches_and_stops_at_the_first_failure(cloud: Cloud) ->
         states = cloud.host_states()
         assert states["svc2"] == HOST_DISABLED and states["wn1"] != HOST_DISABLED, states
     finally:
-        for name in cloud.lab.hosts:
-            one.host.status(_host_id(cloud, name), 0)
+        for name, state in cloud.host_states().items():
+            if state == HOST_DISABLED:
+                one.host.status(_host_id(cloud, name), 0)
     cloud.wait_monitored()
 
 
