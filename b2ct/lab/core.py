@@ -44,7 +44,8 @@ PUBLIC_NET = "10.214"
 OUTSIDE_NET = "10.215"
 HOST_OCTET = 254  # this machine's address on the lab bridges
 GW_OCTET = 1
-DISK_SIZE = 2 * 1024**3  # sparse: costs nothing until written
+# Sparse: costs nothing until written. Room for a VM with 1 GiB volatile and swap disks on any datastore.
+DISK_SIZE = 4 * 1024**3
 MAX_SLOTS = 200
 DEFAULT_HOSTS = ("svc1", "svc2", "wn1", "wn2")
 POWEROFF_WAIT = 10.0

@@ -177,13 +177,15 @@ def smoke(
     timeout: float = 300.0,
     poll: float = 0.2,
     keep: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> list[SmokeVM]:
     """Instantiate the template once per cluster (all at once, each pinned to its cluster with
     SCHED_REQUIREMENTS) and wait until every VM is RUNNING; terminate them unless ``keep``.
 
     Returns the VMs in the order of ``clusters``. Raises B2ctError when a VM fails (naming its state
     and the reason oned logged) or is not RUNNING after ``timeout`` seconds; the VMs made are
-    terminated then too.
+    terminated then too. ``extra``: attributes merged into each instantiation (oned replaces the
+    template's attributes of the same name, e.g. every DISK).
     """
     with api_errors(endpoint, f"finding template {template_name}"):
         tpl = _find(one.templatepool.info(-2, -1, -1), "VMTEMPLATE", template_name)
@@ -197,10 +199,10 @@ def smoke(
     ok = False
     try:
         for cluster in clusters:
-            extra = render({"SCHED_REQUIREMENTS": f'CLUSTER_ID = "{ids[cluster]}"'})
+            merged = render({**(extra or {}), "SCHED_REQUIREMENTS": f'CLUSTER_ID = "{ids[cluster]}"'})
             name = f"b2ct-smoke-{cluster}-{int(time.time())}"
             with api_errors(endpoint, f"instantiating {template_name} in cluster {cluster}"):
-                vmid = int(one.template.instantiate(tpl.ID, name, False, extra, False))
+                vmid = int(one.template.instantiate(tpl.ID, name, False, merged, False))
             started[vmid] = (cluster, time.monotonic())
         while len(done) < len(started):
             for vmid, (cluster, t0) in started.items():

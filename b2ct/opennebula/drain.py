@@ -32,10 +32,16 @@ def disable(one: Any, endpoint: str, name: str) -> int:
     return hid
 
 
+HOST_OFFLINE = 8
+
+
 def enable(one: Any, endpoint: str, name: str) -> None:
+    """Enable a disabled (or offline) host; one already enabled is left alone: oned 6.10 puts a host it
+    is asked to enable twice back to INIT, where it stays until its next forced monitoring."""
     hid = host_id(one, endpoint, name)
     with api_errors(endpoint, f"enabling host {name}"):
-        one.host.status(hid, ENABLED)
+        if int(one.host.info(hid).STATE) in (HOST_DISABLED, HOST_OFFLINE):
+            one.host.status(hid, ENABLED)
 
 
 def _vms(one: Any, endpoint: str, hid: int, name: str) -> list[int]:

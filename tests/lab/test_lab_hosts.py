@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from b2ct.lab.core import Lab
+from b2ct.lab.core import DISK_SIZE, Lab
 from b2ct.lab.state import LabState, alive
 from tests.conftest import wait_for
 
@@ -115,7 +115,7 @@ def test_loop_disks_are_usable_inside(lab):
             host, f"test -b {dev} && blockdev --getsize64 {dev} && dd if={dev} of=/dev/null bs=4k count=1"
         )
         assert r.returncode == 0, (host, r.stderr)
-        assert r.stdout.split()[0] == str(2 * 1024**3)
+        assert r.stdout.split()[0] == str(DISK_SIZE)
 
 
 def test_inventory_is_in_the_site_format(lab):

@@ -137,7 +137,9 @@ def test_oneadmin_ssh_trust_both_ways(cloud: Cloud) -> None:
     for host in cloud.lab.hosts:
         r = cloud.oneadmin(f"{ssh} {host} hostname")
         assert r.returncode == 0 and r.stdout.strip() == host, (host, r.stderr)
-    r = cloud.oneadmin(f"{agent} {ssh} -A wn1 {ssh} svc2 {ssh} svc1 hostname")
+    # Forwarded as oned's SSH_FWD does (scripts_common.sh): a shared master connection carries no agent.
+    fwd = f"{ssh} -o ControlMaster=no -o ControlPath=none -A"
+    r = cloud.oneadmin(f"{agent} {fwd} wn1 {fwd} svc2 {ssh} svc1 hostname")
     assert r.returncode == 0 and r.stdout.strip() == "svc1", r.stderr
     # Only the front-end's key opens a node: the node's own key pair (if any) is not trusted elsewhere.
     keys = (
@@ -261,6 +263,62 @@ def test_context_carries_the_squid_list(cloud: Cloud, tmp_path: Path) -> None:
         assert f"CVMFS_HTTP_PROXY='{proxies}'" in sh, sh
     finally:
         one.vm.action("terminate-hard", vm.id)
+
+
+GiB = 1 << 30
+VOLATILE = {
+    "DISK": [
+        {"IMAGE": "b2ct-lab-guest", "IMAGE_UNAME": "oneadmin"},
+        {"TYPE": "fs", "SIZE": "1024", "FORMAT": "raw"},
+        {"TYPE": "swap", "SIZE": "512"},
+    ]
+}
+
+
+def _disk_files(cloud: Cloud, host: str, path: str) -> dict[str, tuple[int, int]]:
+    """disk.N -> (size, allocated bytes) of a VM's directory on a host."""
+    out = cloud.lab.ssh(host, f"stat -c '%n %s %b %B' {path}/disk.*", check=True).stdout
+    files = {}
+    for line in out.splitlines():
+        name, size, blocks, unit = line.split()
+        files[Path(name).name] = (int(size), int(blocks) * int(unit))
+    return files
+
+
+def test_volatile_and_swap_disks_get_real_blocks_on_workers_and_stay_sparse_on_gluster(cloud: Cloud) -> None:
+    """OpenNebula's own mkimage/mkswap, through the wrapper oned now calls as qemu-img: on a worker's local
+    disk the 1 GiB volatile disk and the swap disk have no holes; on the services' Gluster datastore they are
+    sparse, and both VMs run."""
+    one = cloud.one()
+    vms = belle2.smoke(one, cloud.endpoint, "belle2-worker", keep=True, extra=VOLATILE)
+    try:
+        by_cluster = {v.cluster: v for v in vms}
+        ds = {d.NAME: int(d.ID) for d in one.datastorepool.info().DATASTORE}
+        wn = by_cluster[plan.WORKERS]
+        local = _disk_files(cloud, wn.host, f"/var/lib/one/datastores/{ds['workers-local']}/{wn.id}")
+        for disk, want in (("disk.1", GiB), ("disk.2", GiB // 2)):  # volatile fs, swap
+            size, allocated = local[disk]
+            assert size == want and allocated >= want, (disk, local)
+        svc = by_cluster[plan.SERVICES]
+        shared = _disk_files(cloud, svc.host, f"/var/lib/one/datastores/{ds['services-system']}/{svc.id}")
+        for disk, want in (("disk.1", GiB), ("disk.2", GiB // 2)):
+            size, allocated = shared[disk]
+            assert size == want and allocated < want // 4, (disk, shared)
+        log = cloud.lab.ssh("svc1", f"cat /var/log/one/{wn.id}.log", check=True).stdout
+        assert "Making image of 1024M and type raw" in log and "Making image of 512M and type swap" in log
+        # the allocation itself: well under a second for 1 GiB on the worker's disk
+        timing = (
+            "import os, subprocess, time; d = '/var/lib/one/datastores/alloc-timing'; t = time.monotonic(); "
+            "subprocess.run(['/usr/local/sbin/b2ct-qemu-img', 'create', '-f', 'raw', d, '1024M'], "
+            "check=True, capture_output=True); t = time.monotonic() - t; b = os.stat(d).st_blocks * 512; "
+            "os.unlink(d); "
+            "print(b, t)"
+        )
+        allocated, seconds = cloud.lab.ssh(wn.host, f'python3 -c "{timing}"', check=True).stdout.split()
+        assert int(allocated) >= GiB and float(seconds) < 1.0, (allocated, seconds)
+    finally:
+        for v in vms:
+            one.vm.action("terminate-hard", v.id)
 
 
 def test_smoke_that_cannot_be_scheduled_times_out_with_the_reason(cloud: Cloud) -> None:

@@ -1,7 +1,9 @@
-"""roles/ephemeral_storage/files/b2ct-alloc on real filesystems: loop devices on this machine.
+"""roles/opennebula_node/files/b2ct-alloc and b2ct-qemu-img (what OpenNebula's drivers call as qemu-img)
+on real filesystems: loop devices on this machine, and the real qemu-img.
 
-XFS and ext4 have fallocate (no holes: du == size); ext2 has none, like GlusterFS FUSE mounts, so the
-helper must fall back to a sparse file there. Loop devices and mounts are removed by id afterwards.
+XFS and ext4 have fallocate (no holes: du == size); ext2 has none, so the helper falls back to a sparse
+file there. On GlusterFS (sparse by choice) it runs in the cloud lab: tests/opennebula/test_cloud.py.
+Loop devices and mounts are removed by id afterwards.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import pytest
 
 from tests.foreign_locale import foreign_locale_env
 
-HELPER = Path(__file__).resolve().parents[2] / "roles/ephemeral_storage/files/b2ct-alloc"
+FILES = Path(__file__).resolve().parents[2] / "roles/opennebula_node/files"
+HELPER = FILES / "b2ct-alloc"
+WRAPPER = FILES / "b2ct-qemu-img"
 MiB = 1024 * 1024
 
 pytestmark = pytest.mark.slow
@@ -119,3 +123,27 @@ def test_refusals(fs_root: Path) -> None:
             r = _alloc(*bad)
             assert r.returncode == 2, (bad, r.stderr)
         assert not (mnt / "a.img").exists()
+
+
+def test_wrapper_hands_opennebulas_volatile_disk_call_to_the_helper(fs_root: Path) -> None:
+    """`qemu-img create -f raw FILE SIZEM`, as OpenNebula 6.10's mkimage/mkswap run it, gets real blocks;
+    every other call is qemu-img's own (a qcow2 stays a sparse qcow2, `info` answers as qemu-img)."""
+    if shutil.which("qemu-img") is None:
+        pytest.skip("needs qemu-img (qemu-utils)")
+    env = {**os.environ, "B2CT_ALLOC": str(HELPER)}
+    with _mounted(fs_root, "xfs") as mnt:
+        (mnt / "swap.img").write_text("old")  # qemu-img create replaces a file: so must the wrapper
+        r = subprocess.run([WRAPPER, "create", "-f", "raw", mnt / "swap.img", "64M"], capture_output=True,
+                           text=True, env=env)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "by fallocate" in r.stderr
+        assert (mnt / "swap.img").stat().st_size == 64 * MiB and _blocks(mnt / "swap.img") >= 64 * MiB
+        r = subprocess.run([WRAPPER, "create", "-f", "qcow2", mnt / "vol.qcow2", "64M"], capture_output=True,
+                           text=True, env=env)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        info = subprocess.run([WRAPPER, "info", mnt / "vol.qcow2"], capture_output=True, text=True, env=env)
+        assert "file format: qcow2" in info.stdout and _blocks(mnt / "vol.qcow2") < 1 * MiB
+    with _mounted(fs_root, "ext2") as mnt:
+        r = subprocess.run([WRAPPER, "create", "-f", "raw", mnt / "disk.img", "64M"], capture_output=True,
+                           text=True, env=env)  # fmt: skip
+        assert r.returncode == 0 and "by sparse" in r.stderr, r.stderr
