@@ -105,7 +105,9 @@ def libvirt(lv: LibvirtFacts, daemons: Section | None) -> CheckResult:
     )
 
 
-def kvm(caps: Capabilities | None, cpu: Section | None) -> CheckResult:
+def kvm(caps: Capabilities | None, cpu: Section | None, hypervisor: str = "kvm") -> CheckResult:
+    """KVM acceleration, as ``hypervisor`` (b2ct_opennebula_hypervisor) expects it: with "qemu" the site
+    chose emulation, so its absence is a warning (slow VMs), not a failure."""
     if caps is None:
         return warned("kvm", "not checked: no libvirt connection", "fix the libvirt check first")
     kv = cpu.kv() if cpu else {}
@@ -120,8 +122,21 @@ def kvm(caps: Capabilities | None, cpu: Section | None) -> CheckResult:
                 f"libvirt offers domain type kvm but /dev/kvm is not visible over ssh (types: {types})",
                 "check the kvm module and /dev/kvm permissions",
             )
+        if hypervisor == "qemu":
+            return warned(
+                "kvm",
+                "KVM acceleration available, but the hosts are registered for emulation "
+                "(b2ct_opennebula_hypervisor: qemu): VMs run slower than they could",
+                "set b2ct_opennebula_hypervisor: kvm (the default), then re-register the hosts",
+            )
         return passed("kvm", f"KVM acceleration: domain type kvm offered, CPU {flag or 'flag not listed'}")
     why = f"no KVM acceleration, emulation only (libvirt offers domain types: {types})"
+    if hypervisor == "qemu" and "qemu" in caps.domain_types():
+        return warned(
+            "kvm",
+            f"{why}, as the inventory chose (b2ct_opennebula_hypervisor: qemu): VMs run slowly",
+            "on hardware hypervisors enable VT-x/AMD-V and use b2ct_opennebula_hypervisor: kvm",
+        )
     if not flag:
         return failed(
             "kvm",

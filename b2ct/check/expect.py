@@ -41,6 +41,8 @@ class HostExpect:
     frontend: bool
     squid_address: str = "127.0.0.1"  # the squid role also listens on loopback for the host's own probes
     hypervisors: tuple[str, ...] = field(default=())  # for the frontend: hosts OpenNebula should monitor
+    # b2ct_opennebula_hypervisor: "kvm" (acceleration expected) or "qemu" (emulation chosen, e.g. the lab)
+    hypervisor: str = "kvm"
 
 
 def expectations(site: Site, host: Host) -> HostExpect:
@@ -85,4 +87,5 @@ def expectations(site: Site, host: Host) -> HostExpect:
         squid_port=site.squid.port if host.klass == "service" else None,
         frontend=host.frontend,
         hypervisors=hypervisors,
+        hypervisor=site.opennebula.hypervisor,
     )

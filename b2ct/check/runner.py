@@ -161,7 +161,7 @@ def decisions(
     """All checks but the smoke domain, from the facts gathered: pure, no I/O."""
     results = [
         decide.libvirt(lv, secs.get("daemons")),
-        decide.kvm(lv.caps, secs.get("cpu")),
+        decide.kvm(lv.caps, secs.get("cpu"), exp.hypervisor),
         decide.ksm(secs.get("ksm"), lv.memory),
     ]
     for i, m in enumerate(exp.mounts):

@@ -24,7 +24,7 @@ KSM_RUN = Path("/sys/kernel/mm/ksm/run")
 def test_healthy_lab_every_check_runs_for_real(ready_lab: Any, tmp_path: Path) -> None:
     html = tmp_path / "report.html"
     rc, report = run_check(ready_lab.inventory, "--html", html)
-    assert rc == 1, "KVM is missing on this machine: the report must fail on that alone"
+    assert rc == 0, "KVM is missing on this machine, but the lab's inventory chose emulation: no failure"
     hosts = {h["name"]: h for h in report["hosts"]}
     assert set(hosts) == {"svc1", "svc2", "wn1", "wn2"}
     volumes = load(ready_lab.inventory).gluster_volumes
@@ -32,7 +32,7 @@ def test_healthy_lab_every_check_runs_for_real(ready_lab: Any, tmp_path: Path) -
     for name, h in hosts.items():
         checks = by_check(h)
         kvm = checks.pop("kvm")
-        assert kvm["status"] == "fail" and "emulation only" in kvm["reason"], kvm
+        assert kvm["status"] == "warn" and "as the inventory chose" in kvm["reason"], kvm
         # no oned in the lab (no OpenNebula packages): a labelled WARN, never a PASS or a FAIL
         one = checks.pop("opennebula")
         assert one["status"] == "warn", one

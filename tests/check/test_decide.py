@@ -79,6 +79,17 @@ def test_kvm_device_present_but_unusable() -> None:
     assert r.status is Status.FAIL and "cannot use it" in r.reason
 
 
+def test_emulation_chosen_by_the_inventory_is_a_warning_not_a_failure() -> None:
+    """b2ct_opennebula_hypervisor: qemu (the lab, hosts without KVM): no acceleration is what was asked."""
+    r = decide.kvm(caps("caps-emulation-only.xml"), cpu("", False), "qemu")
+    assert r.status is Status.WARN and "as the inventory chose" in r.reason
+    # with KVM there, registering for emulation wastes it: said, not failed
+    r = decide.kvm(caps("caps-intel-kvm.xml"), cpu("vmx", True, "kvm kvm_intel"), "qemu")
+    assert r.status is Status.WARN and "registered for emulation" in r.reason
+    # a site expecting KVM still fails without it
+    assert decide.kvm(caps("caps-emulation-only.xml"), cpu("", False), "kvm").status is Status.FAIL
+
+
 def test_kvm_without_libvirt_is_not_decided() -> None:
     assert decide.kvm(None, cpu("vmx", True)).status is Status.WARN
 
