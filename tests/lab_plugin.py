@@ -13,10 +13,12 @@ Fixtures
   of your own: ``with make_lab(workers=1) as lab: ...``.
 - ``cloud`` (session): a lab of its own made into the real cloud: every role deployed (OpenNebula 6.10
   from the lab's mirror), `cloud apply` (after a `--check` run on the fresh oned), every host
-  MONITORED, the Belle II image and template registered. A ``Cloud``: ``.lab``, ``.site``,
-  ``.endpoint``, ``.session``, ``.one()`` (a pyone client), ``.oneadmin(cmd)`` (a command as oneadmin
-  on the front-end), ``.planned`` / ``.applied`` (what the first check-mode and real applies said).
-  Tests that break it (a host stopped, a service down) put it back before they end.
+  MONITORED, the Belle II image and template registered. The lab has a fifth host, ``wn3``, that the
+  site's inventory (``.inventory``, a copy of the lab's without it) does not have yet: the node a test
+  adds with the lab's own inventory (``.lab.inventory``). A ``Cloud``: ``.lab``, ``.site``,
+  ``.inventory``, ``.hosts`` (the cloud's hosts), ``.endpoint``, ``.session``, ``.one()`` (a pyone
+  client), ``.oneadmin(cmd)`` (a command as oneadmin on the front-end), ``.planned`` / ``.applied`` (what
+  the first check-mode and real applies said). Tests that break it put it back before they end.
 
 Tests that use them should carry ``@pytest.mark.lab`` and ``@pytest.mark.slow``. Without root or
 systemd-nspawn the fixtures skip the test instead of failing it.
@@ -120,10 +122,16 @@ def boot_problem(lab: Lab) -> str | None:
 HOST_MONITORED = 2  # oned's HOST_STATES (host.xsd)
 
 
+CLOUD_HOSTS = ("svc1", "svc2", "wn1", "wn2")
+NEW_NODE = "wn3"  # in the lab, not yet in the site's inventory
+
+
 @dataclass
 class Cloud:
     lab: Lab
     site: Any
+    inventory: Path
+    hosts: list[str]
     endpoint: str
     session: str
     planned: list[str]
@@ -145,8 +153,8 @@ class Cloud:
         return {str(h.NAME): int(h.STATE) for h in self.one().hostpool.info().HOST}
 
     def wait_monitored(self, hosts: Sequence[str] | None = None, timeout: float = 180) -> None:
-        """Until oned reports every host (default: all) MONITORED; fails naming the states seen."""
-        want = set(hosts or self.lab.hosts)
+        """Until oned reports every host (default: the cloud's) MONITORED; fails naming the states seen."""
+        want = set(hosts or self.hosts)
         deadline = time.monotonic() + timeout
         while True:
             states = self.host_states()
@@ -159,6 +167,8 @@ class Cloud:
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    import yaml
+
     from b2ct.deploy import run
     from b2ct.inventory import load
     from b2ct.opennebula import belle2, client, plan
@@ -169,26 +179,34 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         # Deploy logs and the fact cache of these runs stay in the session's temporary directory.
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cloud-cache")))
         for _ in range(3):
-            with make_lab() as lab:
+            with make_lab([*CLOUD_HOSTS, NEW_NODE]) as lab:
                 # A site deploys to cleanly booted hosts (see boot_problem); a lab that is not gets replaced.
                 problem = boot_problem(lab)
                 if problem is not None:
                     problems.append(problem)
                     continue
+                inventory = tmp_path_factory.mktemp("cloud") / "inventory"
+                shutil.copytree(lab.inventory, inventory)
+                hosts_yml = inventory / "hosts.yml"
+                doc = yaml.safe_load(hosts_yml.read_text())
+                del doc["all"]["children"]["worker"]["hosts"][NEW_NODE]
+                hosts_yml.write_text(yaml.safe_dump(doc, sort_keys=False))
                 started = time.monotonic()
-                result = run(lab.inventory)
+                result = run(inventory)
                 seconds = time.monotonic() - started
                 if not result.ok:
                     tail = Path(result.log_dir, "stdout.txt").read_text()[-4000:] if result.log_dir else ""
                     pytest.fail(f"cloud deploy failed: {result.summary()}\n{tail}")
-                site = load(lab.inventory)
+                site = load(inventory)
                 endpoint = client.endpoint_for(site)
-                session = client.frontend_session(site, lab.inventory)
+                session = client.frontend_session(site, inventory)
                 one = client.connect(endpoint, session)
                 the_plan = plan.build(site)
                 planned = [str(c) for c in Reconciler(one, endpoint, check=True).apply(the_plan)]
                 applied = [str(c) for c in Reconciler(one, endpoint).apply(the_plan)]
-                c = Cloud(lab, site, endpoint, session, planned, applied, seconds)
+                c = Cloud(
+                    lab, site, inventory, list(CLOUD_HOSTS), endpoint, session, planned, applied, seconds
+                )
                 c.wait_monitored()
                 belle2.register(one, endpoint, site)
                 yield c

@@ -34,6 +34,7 @@ from b2ct.inventory.model import (
     Brick,
     GlusterVolume,
     Host,
+    HostFailure,
     Network,
     Nic,
     OpenNebulaSettings,
@@ -471,6 +472,21 @@ def _one_components(v: Val) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _host_failure(v: Val) -> HostFailure:
+    spec = _map(v, "b2ct_opennebula_host_failure", ("fence_command", "pause_cycles"))
+    kwargs: dict[str, Any] = {}
+    for key in spec:
+        cv = _child(spec, key, v.at)
+        if key == "fence_command":
+            command = _str(cv, "b2ct_opennebula_host_failure.fence_command").strip()
+            if "\n" in command:
+                _fail("b2ct_opennebula_host_failure.fence_command must be one line", cv.at)
+            kwargs[key] = command
+        else:
+            kwargs[key] = _int(cv, "b2ct_opennebula_host_failure.pause_cycles", 0)
+    return HostFailure(**kwargs)
+
+
 def _one_endpoint(v: Val) -> str:
     url = _str(v, "b2ct_opennebula_endpoint")
     if not _HTTP_URL.match(url):
@@ -660,6 +676,12 @@ SITE_SETTINGS: dict[str, Setting] = {
         _one_components,
         "Front-end components besides oned: sunstone, fireedge, gate, flow (default: upstream's list for "
         "the version; 7.0 has no sunstone).",
+    ),
+    "b2ct_opennebula_host_failure": Setting(
+        _host_failure,
+        "OpenNebula's host-failure hook: fence_command (run on the front-end with $B2CT_FENCE_HOST; exit 0 "
+        "only if the failed host is certainly off; empty, the default: no hook) and pause_cycles "
+        "(monitoring cycles of 60 s to wait for the host first; default 1).",
     ),
     "b2ct_opennebula_endpoint": Setting(
         _one_endpoint, "OpenNebula XML-RPC endpoint (default `http://<front-end>:2633/RPC2`)."
@@ -857,6 +879,7 @@ def _build_site(vars: dict[str, Val], source: str) -> Site:
             vnets=values.get("b2ct_opennebula_vnets", ()),
             belle2=values.get("b2ct_belle2", Belle2()),
             rocci=values.get("b2ct_rocci", Rocci()),
+            host_failure=values.get("b2ct_opennebula_host_failure", HostFailure()),
         ),
         source=source,
         origins={key: val.at for key, val in vars.items() if val.at},

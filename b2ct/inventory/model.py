@@ -174,6 +174,15 @@ class OpenNebulaSettings:
     vnets: tuple[OpenNebulaVnet, ...] = ()
     belle2: Belle2 = field(default_factory=Belle2)
     rocci: Rocci = field(default_factory=Rocci)
+    host_failure: HostFailure = field(default_factory=lambda: HostFailure())
+
+
+@dataclass(frozen=True)
+class HostFailure:
+    """OpenNebula's host-failure hook: fence a host in ERROR, then reschedule its VMs on shared storage."""
+
+    fence_command: str = ""  # empty: no fencing configured, so no hook (moving VMs unfenced is unsafe)
+    pause_cycles: int = 1  # host_error.rb -p: monitoring cycles (60 s each) to wait for the host first
 
 
 @dataclass(frozen=True)

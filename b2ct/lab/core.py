@@ -837,6 +837,12 @@ class Lab:
             "b2ct_opennebula_mirror_gpgkey": served["opennebula_key"],
             "b2ct_opennebula_hypervisor": "qemu",
             "b2ct_opennebula_components": ["gate", "flow"],
+            # The lab has no BMC to power a failed host off: fencing here only confirms that the host no
+            # longer answers. Unsafe on a site (a host cut off from one network still runs its VMs).
+            "b2ct_opennebula_host_failure": {
+                "fence_command": '! ping -q -c 3 -W 1 "$B2CT_FENCE_HOST" >/dev/null',
+                "pause_cycles": 1,
+            },
             "b2ct_belle2": {
                 "image_url": served["guest_image"],
                 "image_name": "b2ct-lab-guest",

@@ -185,7 +185,8 @@ def smoke(
     Returns the VMs in the order of ``clusters``. Raises B2ctError when a VM fails (naming its state
     and the reason oned logged) or is not RUNNING after ``timeout`` seconds; the VMs made are
     terminated then too. ``extra``: attributes merged into each instantiation (oned replaces the
-    template's attributes of the same name, e.g. every DISK).
+    template's attributes of the same name, e.g. every DISK; its SCHED_REQUIREMENTS wins over the
+    cluster's).
     """
     with api_errors(endpoint, f"finding template {template_name}"):
         tpl = _find(one.templatepool.info(-2, -1, -1), "VMTEMPLATE", template_name)
@@ -199,7 +200,12 @@ def smoke(
     ok = False
     try:
         for cluster in clusters:
-            merged = render({**(extra or {}), "SCHED_REQUIREMENTS": f'CLUSTER_ID = "{ids[cluster]}"'})
+            pinned: dict[str, Any] = {"SCHED_REQUIREMENTS": f'CLUSTER_ID = "{ids[cluster]}"'}
+            if cluster == SERVICES:
+                # No write cache on the shared datastore: what a VM wrote is on both bricks when its host
+                # dies (the template's writeback is for the workers' local disks).
+                pinned["DISK"] = {**tpl_disk(one, endpoint, template_name), "CACHE": "writethrough"}
+            merged = render({**pinned, **(extra or {})})
             name = f"b2ct-smoke-{cluster}-{int(time.time())}"
             with api_errors(endpoint, f"instantiating {template_name} in cluster {cluster}"):
                 vmid = int(one.template.instantiate(tpl.ID, name, False, merged, False))
@@ -238,6 +244,16 @@ def smoke(
                 with contextlib.suppress(B2ctError), api_errors(endpoint, f"terminating smoke VM {vmid}"):
                     one.vm.action("terminate-hard", vmid)
     return [done[v] for v in started]
+
+
+def tpl_disk(one: Any, endpoint: str, template_name: str) -> dict[str, str]:
+    """The template's (first) DISK, as oned keeps it."""
+    with api_errors(endpoint, f"reading template {template_name}"):
+        tpl = _find(one.templatepool.info(-2, -1, -1), "VMTEMPLATE", template_name)
+    disk = template_dict(tpl).get("DISK") if tpl is not None else None
+    if isinstance(disk, list):
+        disk = disk[0]
+    return {str(k): str(v) for k, v in dict(disk or {}).items()}
 
 
 def _reason(vm: Any) -> str:

@@ -35,6 +35,13 @@ def _inventory(path: Path | None) -> Path:
 
 
 def _context(inventory: Path | None, auth: Path | None, endpoint: str | None) -> tuple[Any, Any, str, Path]:
+    site, one, ep, inv, _ = _context_with_session(inventory, auth, endpoint)
+    return site, one, ep, inv
+
+
+def _context_with_session(
+    inventory: Path | None, auth: Path | None, endpoint: str | None
+) -> tuple[Any, Any, str, Path, str]:
     # Check all input before any connection: one clear error, nothing changed.
     from b2ct.inventory import load
     from b2ct.opennebula import client
@@ -43,7 +50,7 @@ def _context(inventory: Path | None, auth: Path | None, endpoint: str | None) ->
     site = load(inv)
     ep = endpoint or client.endpoint_for(site)
     session = client.session_for(site, inv, auth)
-    return site, client.connect(ep, session), ep, inv
+    return site, client.connect(ep, session), ep, inv, session
 
 
 def _parse_extravars(items: list[str]) -> dict[str, Any]:
@@ -137,14 +144,27 @@ def register(app: typer.Typer) -> None:
         extra_vars: Annotated[
             list[str] | None, typer.Option("--extra-vars", "-e", help="key=value for the playbook.")
         ] = None,
+        smoke: Annotated[
+            bool, typer.Option("--smoke/--no-smoke", help="Boot the check's smoke domain on each host.")
+        ] = True,
+        limit: Annotated[
+            str | None,
+            typer.Option(
+                "--limit", "-l", help="Only these hosts or groups (comma-separated), in rolling order."
+            ),
+        ] = None,
     ) -> None:
-        """Rolling upgrade: drain, upgrade, reboot if needed, check, re-enable — one batch at a time."""
+        """Rolling upgrade: drain, upgrade, reboot if needed, roles, check, re-enable — a batch at a time."""
         from b2ct.opennebula import upgrade as up
 
         if serial < 1:
             raise B2ctError(f"--serial must be at least 1, got {serial}")
         ev = _parse_extravars(extra_vars or [])
-        site, one, ep, inv = _context(inventory, auth, endpoint)
-        with step(f"rolling upgrade of {len(site.hosts)} host(s), {serial} at a time"):
-            result = up.run(site, inv, one, ep, serial=serial, events_path=events, extravars=ev)
+        site, one, ep, inv, session = _context_with_session(inventory, auth, endpoint)
+        rolled = up.order(site, limit)  # bad --limit: one error line before anything is touched
+        with step(f"rolling upgrade of {len(rolled)} host(s), {serial} at a time"):
+            result = up.run(
+                site, inv, one, ep, serial=serial, events_path=events, extravars=ev, limit=limit,
+                run_check=lambda hosts: up.check_batch(site, inv, hosts, session, smoke),
+            )  # fmt: skip
         console.print(f"upgraded: {', '.join(result.upgraded)}")

@@ -1,4 +1,10 @@
-"""Take a host out of service and back: disable, wait until it runs no VM (or live-migrate), enable."""
+"""Take a host out of service and back: disable, move its VMs away, wait until it runs none, enable.
+
+Service hosts share their system datastore (GlusterFS): their VMs are live-migrated (`onevm migrate
+--live`). Workers keep VM disks on their local disk: their VMs are rescheduled, as `onehost flush` does
+(`onevm resched`: the scheduler cold-migrates each to another enabled host of the cluster, copying its
+disks over ssh). States and actions as OpenNebula 6.10's XML-RPC API names them (host.xsd, vm.xsd).
+"""
 
 from __future__ import annotations
 
@@ -55,14 +61,21 @@ def drain(
     name: str,
     *,
     live_migrate: bool,
+    flush: bool = False,
     timeout: float = 3600.0,
     poll: float = 0.2,
     say: Callable[[str], None] = lambda _m: None,
 ) -> None:
-    """Disable ``name`` and wait until no VM runs there; with ``live_migrate`` move them to another enabled
-    host of the same cluster first (service hosts share their system datastore over GlusterFS)."""
+    """Disable ``name`` and wait until no VM runs there (``timeout`` seconds; B2ctError after it, the host
+    left disabled). With ``live_migrate`` its VMs move, running, to another enabled host of the same
+    cluster first; with ``flush`` they are rescheduled (cold migration); with neither, they must end."""
     hid = disable(one, endpoint, name)
     vms = _vms(one, endpoint, hid, name)
+    if vms and flush:
+        for vm in vms:
+            say(f"{name}: rescheduling VM {vm} (cold migration to another host of its cluster)")
+            with api_errors(endpoint, f"rescheduling VM {vm} away from {name}"):
+                one.vm.action("resched", vm)
     if vms and live_migrate:
         with api_errors(endpoint, f"choosing a live-migration target for {name}"):
             me = one.host.info(hid)

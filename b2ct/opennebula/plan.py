@@ -43,12 +43,26 @@ class HostSpec:
 
 
 @dataclass(frozen=True)
+class HookSpec:
+    name: str
+    template: dict[str, str]
+
+
+# OpenNebula's host-failure hook (6.10 docs, "Host Failures"; remotes/hooks/ft/host_error.rb): when a host
+# enters ERROR, wait, fence it (ft/fence_host.sh, which opennebula_frontend writes from the inventory's
+# fence command), then reschedule its VMs (-m). host_error.rb skips VMs on non-shared system datastores,
+# so only the services cluster's VMs (shared GlusterFS) move; a worker's VMs wait for their host.
+HOST_FAILURE_HOOK = "b2ct-host-failure"
+
+
+@dataclass(frozen=True)
 class CloudPlan:
     version: str
     clusters: tuple[str, ...] = (SERVICES, WORKERS)
     datastores: tuple[DatastoreSpec, ...] = ()
     vnets: tuple[VnetSpec, ...] = ()
     hosts: tuple[HostSpec, ...] = ()
+    hooks: tuple[HookSpec, ...] = ()
     notes: list[str] = field(default_factory=list)
 
 
@@ -193,9 +207,25 @@ def build(site: Site) -> CloudPlan:
     covered = {v.network for v in one.vnets}
     vnets += [_default_vnet(site, name) for name in site.networks if name not in covered]
 
+    hooks: tuple[HookSpec, ...] = ()
+    failure = site.opennebula.host_failure
+    if failure.fence_command:
+        template = {
+            "NAME": HOST_FAILURE_HOOK,
+            "TYPE": "state",
+            "RESOURCE": "HOST",
+            "STATE": "ERROR",
+            "REMOTE": "NO",  # as oned stores it
+            "COMMAND": "ft/host_error.rb",
+            "ARGUMENTS": f"$TEMPLATE -m -p {failure.pause_cycles}",
+            "ARGUMENTS_STDIN": "yes",
+        }
+        hooks = (HookSpec(HOST_FAILURE_HOOK, template),)
     hv = site.opennebula.hypervisor
     hosts = tuple(
         HostSpec(h.name, SERVICES if h.klass == "service" else WORKERS, im_mad=hv, vm_mad=hv)
         for h in site.hosts
     )
-    return CloudPlan(site.opennebula_version, datastores=tuple(datastores), vnets=tuple(vnets), hosts=hosts)
+    return CloudPlan(
+        site.opennebula_version, datastores=tuple(datastores), vnets=tuple(vnets), hosts=hosts, hooks=hooks
+    )

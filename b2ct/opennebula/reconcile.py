@@ -14,7 +14,7 @@ from b2ct.errors import B2ctError
 from b2ct.inventory import Site
 from b2ct.opennebula import client, plan
 from b2ct.opennebula.client import api_errors, template_dict
-from b2ct.opennebula.plan import CloudPlan, DatastoreSpec, VnetSpec
+from b2ct.opennebula.plan import CloudPlan, DatastoreSpec, HookSpec, VnetSpec
 from b2ct.opennebula.template import render
 
 
@@ -65,6 +65,8 @@ class Reconciler:
         for vn in plan.vnets:
             self._vnet(vn, clusters)
         self._hosts(plan, clusters)
+        for hook in plan.hooks:
+            self._hook(hook)
         return self.changes
 
     def _clusters(self, plan: CloudPlan) -> dict[str, int]:
@@ -202,6 +204,24 @@ class Reconciler:
                 render({"AR": {"AR_ID": ars[0].AR_ID, **ar_want}}),
             )
         self._join("vnet", spec.name, vn.ID, list(vn.CLUSTERS.ID), spec.clusters, clusters, "addvnet")
+
+    def _hook(self, spec: HookSpec) -> None:
+        pool = self._read(self.one.hookpool.info, "listing hooks", -2, -1, -1)
+        hook = next((h for h in pool.HOOK if spec.name == h.NAME), None)
+        if hook is None:
+            self._do(Change("hook", spec.name, "create"), self.one.hook.allocate, render(spec.template))
+            return
+        want = {k: v for k, v in spec.template.items() if k != "NAME"}
+        diff = _differs(want, template_dict(hook))
+        if diff:
+            # A hook's template is replaced whole (update type 0): its keys are all ours.
+            self._do(
+                Change("hook", spec.name, "update", ", ".join(sorted(diff))),
+                self.one.hook.update,
+                hook.ID,
+                render(want),
+                0,
+            )
 
     def _hosts(self, plan: CloudPlan, clusters: dict[str, int]) -> None:
         pool = self._read(self.one.hostpool.info, "listing hosts")

@@ -1,8 +1,10 @@
 """`b2ct upgrade`: a rolling upgrade, one batch of hosts at a time.
 
-Per batch: disable each host in OpenNebula and wait until it runs no VM (service hosts, whose system
-datastore is shared, live-migrate theirs), run playbooks/upgrade.yml on the batch (upgrade packages,
-reboot only if the kernel or hypervisor changed, wait for ssh, re-run the host's checks), re-enable.
+Per batch: disable each host in OpenNebula and move its VMs away (service hosts, whose system datastore
+is shared, live-migrate theirs; workers' are rescheduled, as `onehost flush` does) until it runs none;
+run playbooks/upgrade.yml on the batch (OS packages upgraded with OpenNebula's held, reboot only if the
+kernel or hypervisor changed, wait for ssh, every role again); `b2ct check` must find no failure on it;
+re-enable. An OpenNebula version change is refused before anything is touched (docs/upgrade.md).
 The first failed host stops the roll: it stays disabled, and later hosts are not touched.
 Workers go first, then service hosts, the front-end last (its oned serves the API calls).
 """
@@ -38,9 +40,27 @@ class UpgradeResult:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def order(site: Site) -> list[Host]:
+def order(site: Site, limit: str | None = None) -> list[Host]:
+    """The hosts to roll, in rolling order: workers, service hosts, the front-end last. ``limit``: host
+    or group names (frontend, service, worker), comma-separated, as --limit; B2ctError for an unknown one."""
     hosts = [h for h in site.hosts if h.klass == "worker"] + [h for h in site.hosts if h.klass == "service"]
-    return sorted(hosts, key=lambda h: h.frontend)  # stable: front-end last
+    hosts = sorted(hosts, key=lambda h: h.frontend)  # stable: front-end last
+    if not limit:
+        return hosts
+    chosen: set[str] = set()
+    for part in (p.strip() for p in limit.split(",") if p.strip()):
+        members = {
+            "frontend": {h.name for h in hosts if h.frontend},
+            "service": {h.name for h in hosts if h.klass == "service"},
+            "worker": {h.name for h in hosts if h.klass == "worker"},
+        }.get(part)
+        if members is None and part not in {h.name for h in hosts}:
+            raise B2ctError(
+                f"--limit: unknown host or group {part!r}",
+                hint="host names of the inventory, or the groups frontend, service, worker",
+            )
+        chosen |= members if members is not None else {part}
+    return [h for h in hosts if h.name in chosen]
 
 
 def batches(hosts: list[Host], serial: int) -> list[list[Host]]:
@@ -66,6 +86,41 @@ def ansible_batch(
     return BatchOutcome(False, bad[0] if bad else hosts[0], f"ansible-playbook ended {r.status} (rc {r.rc})")
 
 
+def check_batch(
+    site: Site, inventory: Path, hosts: list[str], session: str | None, smoke: bool
+) -> BatchOutcome:
+    """`b2ct check` on the batch: any FAIL stops the roll, but the OpenNebula row's DISABLED (the drain
+    disabled these hosts on purpose; they are enabled only after this check)."""
+    from b2ct.check import runner
+    from b2ct.check.model import Status
+
+    opts = runner.Options(smoke=smoke, one_session=(session, "b2ct upgrade") if session else None)
+    report = runner.run(site, inventory, ",".join(hosts), opts)
+    for h in report.hosts:
+        for c in h.checks:
+            if c.status is Status.FAIL and not (c.check == "opennebula" and "DISABLED" in c.reason):
+                return BatchOutcome(False, h.name, f"check {c.check}: {c.reason}")
+    return BatchOutcome(True)
+
+
+def refuse_version_change(site: Site, one: Any, endpoint: str) -> str:
+    """OpenNebula's running version, or B2ctError when the inventory asks for another major.minor:
+    `b2ct upgrade` upgrades the OS under OpenNebula, never OpenNebula itself (docs/upgrade.md)."""
+    from b2ct.opennebula.client import api_errors
+
+    with api_errors(endpoint, "reading OpenNebula's version"):
+        running = str(one.system.version())
+    if ".".join(running.split(".")[:2]) != site.opennebula_version:
+        raise B2ctError(
+            f"OpenNebula {running} runs, the inventory says b2ct_opennebula_version "
+            f"{site.opennebula_version}: b2ct upgrade does not change OpenNebula's version",
+            where=site.source,
+            hint="follow docs/upgrade.md (onedb backup, packages, onedb upgrade, configuration) "
+            "or set b2ct_opennebula_version back",
+        )
+    return running
+
+
 def run(
     site: Site,
     inventory: Path,
@@ -76,12 +131,18 @@ def run(
     events_path: Path | None = None,
     extravars: dict[str, Any] | None = None,
     run_batch: Callable[[Path, list[str], dict[str, Any]], BatchOutcome] | None = None,
+    run_check: Callable[[list[str]], BatchOutcome] | None = None,
+    limit: str | None = None,
     drain_timeout: float = 3600.0,
     poll: float = 1.0,
 ) -> UpgradeResult:
+    """The roll. ``run_batch`` (default: playbooks/upgrade.yml through Ansible) and ``run_check``
+    (default: none; the CLI passes `b2ct check` on the batch) decide each batch's fate; the first host
+    they name as failed stops it there. Raises B2ctError naming that host and the hosts left alone."""
     run_batch = run_batch or ansible_batch
     result = UpgradeResult()
-    hosts = order(site)
+    refuse_version_change(site, one, endpoint)
+    hosts = order(site, limit)
     groups = batches(hosts, serial)
     # Check every host is registered before touching any of them.
     for h in hosts:
@@ -104,6 +165,7 @@ def run(
                 endpoint,
                 h.name,
                 live_migrate=h.klass == "service",
+                flush=h.klass == "worker",
                 timeout=drain_timeout,
                 poll=poll,
                 say=lambda m: info(m),
@@ -112,9 +174,16 @@ def run(
         for h in batch:
             event(h.name, "upgrade", "start", batch=n)
         outcome = run_batch(inventory, names, dict(extravars or {}))
+        phase = "upgrade"
+        if outcome.ok and run_check is not None:
+            for h in batch:
+                event(h.name, "upgrade", "done", batch=n)
+                event(h.name, "check", "start", batch=n)
+            phase = "check"
+            outcome = run_check(names)
         if not outcome.ok:
             failed = outcome.failed_host or names[0]
-            event(failed, "upgrade", "failed", batch=n, reason=outcome.reason)
+            event(failed, phase, "failed", batch=n, reason=outcome.reason)
             untouched = [h.name for g in groups[n:] for h in g] + [
                 x for x in names if x != failed and x not in result.upgraded
             ]
@@ -126,7 +195,7 @@ def run(
                 "fix it and run b2ct upgrade again",
             )
         for h in batch:
-            event(h.name, "upgrade", "done", batch=n)
+            event(h.name, phase, "done", batch=n)
             drain.enable(one, endpoint, h.name)
             event(h.name, "enable", "done", batch=n)
             result.upgraded.append(h.name)

@@ -30,7 +30,7 @@ def test_opennebula_row_reads_real_host_states(
     one host-pool query per run. Then wn1 disabled and wn2's libvirtd stopped: FAIL with the state and
     the reason oned gives."""
     monkeypatch.delenv("ONE_AUTH", raising=False)  # the CLI subprocess inherits the environment
-    inv = cloud.lab.inventory
+    inv = cloud.inventory
     calls = _hostpool_calls_from(cloud, cloud.lab.host_ip)
     rc, report = run_check(inv, "--no-smoke")
     rows = {h["name"]: by_check(h)["opennebula"] for h in report["hosts"]}

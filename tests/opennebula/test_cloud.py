@@ -14,16 +14,19 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from b2ct.deploy import run
 from b2ct.errors import B2ctError
 from b2ct.opennebula import belle2, drain, plan, upgrade
 from b2ct.opennebula.template import parse
+from tests.check.tests_check_util import run_check
 from tests.conftest import assert_one_line_error, run_cli, wait_for
-from tests.lab_plugin import HOST_MONITORED, Cloud
+from tests.lab_plugin import HOST_MONITORED, NEW_NODE, Cloud
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -57,7 +60,7 @@ def test_oned_runs_on_mariadb(cloud: Cloud) -> None:
     rows = cloud.lab.ssh(
         "svc1", "mysql -N opennebula -e 'select name from host_pool order by name'", check=True
     )
-    assert rows.stdout.split() == sorted(cloud.lab.hosts)
+    assert rows.stdout.split() == sorted(cloud.hosts)
     assert cloud.lab.ssh("svc1", "ls /var/lib/one/one.db").returncode != 0
     log = cloud.lab.ssh("svc1", "grep -m1 'DB connections' /var/log/one/oned.log", check=True).stdout
     assert "Set up 25 DB connections" in log
@@ -114,7 +117,7 @@ def test_credentials_and_database_password_are_private(cloud: Cloud) -> None:
 
 
 def test_node_libvirt_settings(cloud: Cloud) -> None:
-    for host in cloud.lab.hosts:
+    for host in cloud.hosts:
         qemu = parse(
             "\n".join(
                 line
@@ -134,7 +137,7 @@ def test_oneadmin_ssh_trust_both_ways(cloud: Cloud) -> None:
     forwarded by its ssh agent (live migration runs on the source node)."""
     ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=5"
     agent = "SSH_AUTH_SOCK=/var/run/one/ssh-agent.sock"
-    for host in cloud.lab.hosts:
+    for host in cloud.hosts:
         r = cloud.oneadmin(f"{ssh} {host} hostname")
         assert r.returncode == 0 and r.stdout.strip() == host, (host, r.stderr)
     # Forwarded as oned's SSH_FWD does (scripts_common.sh): a shared master connection carries no agent.
@@ -191,7 +194,7 @@ def test_cloud_objects_as_designed(cloud: Cloud) -> None:
 
 
 def test_second_apply_changes_nothing(cloud: Cloud, tmp_path: Path) -> None:
-    r = run_cli("cloud", "apply", "-i", cloud.lab.inventory, env=_cli_env(tmp_path), timeout=300)
+    r = run_cli("cloud", "apply", "-i", cloud.inventory, env=_cli_env(tmp_path), timeout=300)
     assert r.rc == 0 and r.out.strip().endswith("0 change(s)"), (r.out, r.err)
 
 
@@ -201,24 +204,24 @@ def test_drift_is_corrected_and_only_it(cloud: Cloud, tmp_path: Path) -> None:
     private = next(v for v in one.vnpool.info(-2, -1, -1).VNET if v.NAME == "private")
     one.cluster.addhost(0, wn1.ID)  # someone moved a worker to the default cluster
     one.vn.update(private.ID, 'DNS = "192.0.2.53"', 1)  # and changed a vnet's DNS
-    r = run_cli("cloud", "apply", "-i", cloud.lab.inventory, env=_cli_env(tmp_path), timeout=300)
+    r = run_cli("cloud", "apply", "-i", cloud.inventory, env=_cli_env(tmp_path), timeout=300)
     assert r.rc == 0, r.err
     assert "host wn1: join workers (was in default)" in r.err and "vnet private: update (DNS)" in r.err, r.err
     assert r.out.strip().endswith("2 change(s)"), r.out
-    again = run_cli("cloud", "apply", "-i", cloud.lab.inventory, env=_cli_env(tmp_path), timeout=300)
+    again = run_cli("cloud", "apply", "-i", cloud.inventory, env=_cli_env(tmp_path), timeout=300)
     assert again.out.strip().endswith("0 change(s)"), again.err
 
 
 def test_wrong_credentials_are_one_clear_error(cloud: Cloud, tmp_path: Path) -> None:
     auth = tmp_path / "auth"
     auth.write_text("oneadmin:wrong\n")
-    r = run_cli("cloud", "apply", "-i", cloud.lab.inventory, "--auth", auth, env=_cli_env(tmp_path))
+    r = run_cli("cloud", "apply", "-i", cloud.inventory, "--auth", auth, env=_cli_env(tmp_path))
     assert_one_line_error(r, "refused the credentials", cloud.endpoint)
 
 
 def test_version_other_than_the_running_one_is_refused(cloud: Cloud, tmp_path: Path) -> None:
     inv = tmp_path / "inventory"
-    shutil.copytree(cloud.lab.inventory, inv)
+    shutil.copytree(cloud.inventory, inv)
     all_yml = inv / "group_vars" / "all.yml"
     doc = yaml.safe_load(all_yml.read_text())
     doc["b2ct_opennebula_version"] = "7.0"
@@ -231,7 +234,7 @@ def test_version_other_than_the_running_one_is_refused(cloud: Cloud, tmp_path: P
 
 
 def test_smoke_vm_runs_in_each_cluster(cloud: Cloud, tmp_path: Path) -> None:
-    r = run_cli("vm", "smoke", "-i", cloud.lab.inventory, env=_cli_env(tmp_path), timeout=600)
+    r = run_cli("vm", "smoke", "-i", cloud.inventory, env=_cli_env(tmp_path), timeout=600)
     assert r.rc == 0, (r.out, r.err)
     lines = re.findall(r"VM (\d+) RUNNING on (\S+) \(cluster (\w+)\) after ([\d.]+)s", r.out)
     assert [(host[:-1], cluster) for _, host, cluster, _ in lines] == [("svc", "services"), ("wn", "workers")]
@@ -387,9 +390,7 @@ def test_upgrade_goes_in_batches_and_stops_at_the_first_failure(cloud: Cloud) ->
 
     try:
         with pytest.raises(B2ctError) as err:
-            upgrade.run(
-                cloud.site, cloud.lab.inventory, one, cloud.endpoint, serial=2, run_batch=batch, poll=0.5
-            )
+            upgrade.run(cloud.site, cloud.inventory, one, cloud.endpoint, serial=2, run_batch=batch, poll=0.5)
         assert seen == [["wn1", "wn2"], ["svc2", "svc1"]]
         msg = err.value.oneline()
         assert "upgrade stopped at host svc2 (batch 2/2)" in msg and "not upgraded: svc1" in msg, msg
@@ -403,9 +404,9 @@ def test_upgrade_goes_in_batches_and_stops_at_the_first_failure(cloud: Cloud) ->
 
 
 def test_rolling_upgrade_stops_at_failed_host(cloud: Cloud, tmp_path: Path) -> None:
-    """On the real oned: each host disabled, drained, upgraded by Ansible, re-enabled, one at a time;
-    wn2 made to fail (its hypervisor does not come back), so the roll stops there and it stays disabled."""
-    cloud.lab.ssh("wn2", "systemctl mask --now libvirtd", check=True)
+    """wn1 made to fail (its hypervisor does not come back after the upgrade): the roll stops there, wn1
+    stays disabled, and Ansible never runs on the hosts after it."""
+    cloud.lab.ssh("wn1", "systemctl mask --now libvirtd", check=True)
     events = tmp_path / "events.jsonl"
     limits: list[list[str]] = []
 
@@ -417,25 +418,163 @@ def test_rolling_upgrade_stops_at_failed_host(cloud: Cloud, tmp_path: Path) -> N
     try:
         with pytest.raises(B2ctError) as err:
             upgrade.run(
-                cloud.site, cloud.lab.inventory, one, cloud.endpoint, serial=1, events_path=events,
+                cloud.site, cloud.inventory, one, cloud.endpoint, serial=1, events_path=events,
                 extravars={"b2ct_upgrade_update_cache": False}, run_batch=batch, poll=0.5,
             )  # fmt: skip
         msg = err.value.oneline()
-        assert "upgrade stopped at host wn2 (batch 2/4)" in msg and "libvirtd is not running" in msg, msg
-        assert "not upgraded: svc2, svc1" in msg, msg
-        assert limits == [["wn1"], ["wn2"]]  # Ansible never ran on the service hosts
+        assert "upgrade stopped at host wn1 (batch 1/4)" in msg and "libvirtd is not running" in msg, msg
+        assert "not upgraded: wn2, svc2, svc1" in msg, msg
+        assert limits == [["wn1"]]  # Ansible never ran on the others
         phases = [f"{e['host']} {e['phase']}:{e['status']}" for e in map(json.loads, events.open())]
-        assert phases == [
-            "wn1 drain:start", "wn1 drain:done", "wn1 upgrade:start", "wn1 upgrade:done", "wn1 enable:done",
-            "wn2 drain:start", "wn2 drain:done", "wn2 upgrade:start", "wn2 upgrade:failed",
-        ]  # fmt: skip
+        assert phases == ["wn1 drain:start", "wn1 drain:done", "wn1 upgrade:start", "wn1 upgrade:failed"]
         states = cloud.host_states()
-        assert states["wn2"] == HOST_DISABLED and states["wn1"] != HOST_DISABLED, states
-        assert {states["svc1"], states["svc2"]} == {HOST_MONITORED}
+        assert states["wn1"] == HOST_DISABLED and {states[h] for h in ("wn2", "svc1", "svc2")} == {
+            HOST_MONITORED
+        }
     finally:
-        cloud.lab.ssh("wn2", "systemctl unmask libvirtd && systemctl start libvirtd.socket libvirtd")
-        one.host.status(_host_id(cloud, "wn2"), 0)
+        cloud.lab.ssh("wn1", "systemctl unmask libvirtd && systemctl start libvirtd.socket libvirtd")
+        drain.enable(one, cloud.endpoint, "wn1")
         cloud.wait_monitored()
+
+
+def test_upgrade_refuses_an_opennebula_version_change(cloud: Cloud, tmp_path: Path) -> None:
+    inv = tmp_path / "inventory"
+    shutil.copytree(cloud.inventory, inv)
+    all_yml = inv / "group_vars" / "all.yml"
+    doc = yaml.safe_load(all_yml.read_text())
+    doc["b2ct_opennebula_version"] = "7.0"
+    all_yml.write_text(yaml.safe_dump(doc))
+    r = run_cli("upgrade", "-i", inv, env=_cli_env(tmp_path), timeout=300)
+    assert_one_line_error(r, "OpenNebula 6.10.5 runs", "b2ct upgrade does not change OpenNebula's version")
+    assert set(cloud.host_states().values()) == {HOST_MONITORED}  # nothing was disabled
+
+
+def test_rolling_upgrade_with_vms_running(cloud: Cloud, tmp_path: Path) -> None:
+    """`b2ct upgrade --serial 1` with a VM on each host of the roll: each host drained (a service VM
+    live-migrated, a worker's rescheduled), upgraded with every role run again, checked, re-enabled; no
+    VM lost, each RUNNING at the end, the order of operations printed. The roll is limited to the hosts
+    running the VMs (one of each kind: the whole lab takes ~15 min on this 2-core machine); the full roll
+    was run by hand, see docs/limits-opennebula.md."""
+    one = cloud.one()
+    vms = belle2.smoke(one, cloud.endpoint, "belle2-worker", keep=True)
+    rolled = [v.host for v in sorted(vms, key=lambda v: v.cluster == plan.SERVICES)]  # worker, then service
+    events = tmp_path / "events.jsonl"
+    try:
+        r = run_cli(
+            "upgrade", "-i", cloud.inventory, "--serial", "1", "--events", events, "--no-smoke",
+            "--limit", ",".join(rolled), "-e", "b2ct_upgrade_update_cache=false",
+            env=_cli_env(tmp_path), timeout=3000,
+        )  # fmt: skip
+        assert r.rc == 0, (r.out[-3000:], r.err[-3000:])
+        assert f"upgraded: {', '.join(rolled)}" in r.out
+        order = [f"{e['host']} {e['phase']}:{e['status']}" for e in map(json.loads, events.open())]
+        per_host = ["drain:start", "drain:done", "upgrade:start", "upgrade:done", "check:start", "check:done",
+                    "enable:done"]  # fmt: skip
+        assert order == [f"{h} {p}" for h in rolled for p in per_host], order
+        for line in (f"{rolled[0]}: drain start", f"{rolled[-1]}: enable done"):
+            assert line in r.err, r.err[-3000:]
+        for v in vms:  # nothing lost: the same VMs, RUNNING, wherever the roll moved them
+            vm = _vm(cloud, v.id)
+            assert (vm.STATE, vm.LCM_STATE) == (3, 3), (v, vm.STATE, vm.LCM_STATE)
+        assert "live-migrating VM" in r.err and "rescheduling VM" in r.err, r.err[-3000:]
+        assert set(cloud.host_states().values()) == {HOST_MONITORED}
+    finally:
+        for v in vms:
+            one.vm.action("terminate-hard", v.id)
+
+
+FAILOVER_BOUND = 480  # s: monitord's detection (~3 min here) + the hook's pause (60 s) + fence + redeploy
+
+
+def _boots_on_disk(cloud: Cloud, vmid: int, ds: int) -> int:
+    """The lab guest's boot counter, read from its disk on the shared datastore (through svc1's mount)."""
+    disk = f"/var/lib/one/datastores/{ds}/{vmid}/disk.0"
+    # qemu-img dd copies up to `count` blocks from the start, skipped ones included: sector 1 is count=2.
+    read = f"qemu-img dd -U -f qcow2 -O raw if={disk} of=/tmp/b2ct-boots bs=512 skip=1 count=2"
+    out = cloud.lab.ssh("svc1", f"{read} && od -An -tu2 -N2 /tmp/b2ct-boots", check=True).stdout
+    return int(out.split()[0])
+
+
+def test_a_service_host_dies_and_its_vm_comes_back_on_the_other(cloud: Cloud) -> None:
+    """The Naples lesson: a services host powered off with a VM running; OpenNebula's host-failure hook
+    (registered by `cloud apply`) fences it and reschedules the VM, which boots on the other service host
+    from its disk on the Gluster replica, with what it had written; `b2ct check` shows the dead host;
+    when it returns, Gluster heals to 0 entries."""
+    one = cloud.one()
+    hooks = {h.NAME: dict(h.TEMPLATE) for h in one.hookpool.info(-2, -1, -1).HOOK}
+    assert hooks[plan.HOST_FAILURE_HOOK]["ARGUMENTS"] == "$TEMPLATE -m -p 1"
+    ds = next(int(d.ID) for d in one.datastorepool.info().DATASTORE if d.NAME == "services-system")
+    drain.disable(one, cloud.endpoint, "svc1")  # the VM must not land on the front-end, which runs oned
+    try:
+        (vm,) = belle2.smoke(one, cloud.endpoint, "belle2-worker", clusters=(plan.SERVICES,), keep=True)
+    finally:
+        drain.enable(one, cloud.endpoint, "svc1")
+    try:
+        assert vm.host == "svc2"
+        wait_for("the guest's first boot on its disk", lambda: _boots_on_disk(cloud, vm.id, ds) == 1, 120)
+        cloud.lab.power_off("svc2", hard=True)
+        started = time.monotonic()
+        rc, report = run_check(cloud.inventory, "--no-smoke")
+        dead = next(h for h in report["hosts"] if h["name"] == "svc2")
+        assert rc == 1 and not dead["reachable"] and "unreachable" in dead["checks"][0]["reason"], dead
+
+        def running_elsewhere() -> bool:
+            v = _vm(cloud, vm.id)
+            return (v.STATE, v.LCM_STATE) == (3, 3) and v.HISTORY_RECORDS.HISTORY[-1].HOSTNAME == "svc1"
+
+        wait_for("the VM RUNNING on svc1", running_elsewhere, FAILOVER_BOUND, 2)
+        seconds = time.monotonic() - started
+        print(f"VM {vm.id} RUNNING again on svc1 {seconds:.0f}s after svc2 lost power")
+        log = cloud.lab.ssh("svc1", "cat /var/log/one/host_error.log", check=True).stdout
+        assert "Fencing success" in log and f"resched {vm.id}" in log, log[-2000:]
+        wait_for("the guest's second boot", lambda: _boots_on_disk(cloud, vm.id, ds) == 2, 120)
+    finally:
+        cloud.lab.power_on("svc2")
+        one.vm.action("terminate-hard", vm.id)
+    cloud.oneadmin("onehost forceupdate svc2")
+    cloud.wait_monitored(timeout=300)
+
+    def healed() -> bool:
+        out = cloud.lab.ssh("svc1", "gluster volume heal one-system info summary").stdout
+        counts = [int(n) for n in re.findall(r"Total Number of entries: (\d+)", out)]
+        return bool(counts) and not any(counts)
+
+    wait_for("Gluster's heal entries to reach 0", healed, 300, 5)
+
+
+def test_adding_a_node_with_a_limited_deploy(cloud: Cloud, tmp_path: Path) -> None:
+    """How an admin adds a host: into the inventory, `b2ct deploy --limit NEWNODE`, `b2ct cloud apply`. The
+    limited run reads the front-end's key over ssh and teaches the front-end the new host key (it is not in
+    the run); the node is MONITORED and a VM runs on it."""
+    full = cloud.lab.inventory  # the lab's own inventory: the site's plus the new node
+    r = run_cli("deploy", "-i", full, "--limit", NEW_NODE, env=_cli_env(tmp_path), timeout=1800)
+    assert r.rc == 0, (r.out[-3000:], r.err[-3000:])
+    known = cloud.lab.ssh("svc1", "cat /var/lib/one/.ssh/known_hosts", check=True).stdout
+    assert re.search(rf"^{NEW_NODE},{re.escape(cloud.lab.ip(NEW_NODE))} ssh-ed25519 ", known, re.MULTILINE)
+    r = run_cli("cloud", "apply", "-i", full, env=_cli_env(tmp_path), timeout=300)
+    assert r.rc == 0 and f"host {NEW_NODE}: create (cluster workers)" in r.err, (r.out, r.err)
+    cloud.hosts.append(NEW_NODE)
+    cloud.wait_monitored()
+    one = cloud.one()
+    (vm,) = belle2.smoke(
+        one, cloud.endpoint, "belle2-worker", clusters=(plan.WORKERS,), keep=True,
+        extra={"SCHED_REQUIREMENTS": f'HOSTNAME = "{NEW_NODE}"'},
+    )  # fmt: skip
+    one.vm.action("terminate-hard", vm.id)
+    assert vm.host == NEW_NODE
+
+
+def test_limited_deploy_refuses_without_a_frontend_key(cloud: Cloud, tmp_path: Path) -> None:
+    """A node deployed before its front-end ever was: one clear failure, not a silent success."""
+    inv = tmp_path / "inventory"
+    shutil.copytree(cloud.inventory, inv)
+    with (inv / "group_vars" / "all.yml").open("a") as f:
+        f.write("opennebula_node_frontend_pubkey_path: /var/lib/one/.ssh/no-such-key.pub\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        result = run(inv, limit="wn2", tags="opennebula_node_trust", keep_logs=False)
+    assert result.failed_hosts == ["wn2"], result.summary()
+    assert "Deploy the front-end first" in result.hosts["wn2"].error, result.hosts["wn2"].error
 
 
 def test_frontend_comes_back_after_a_restart(cloud: Cloud) -> None:
