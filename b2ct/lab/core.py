@@ -519,12 +519,13 @@ class Lab:
         log = self.dir / "mirror.log"
         res = st.intend("process", "service:mirror")
         # nsenter execs the server in the namespace: the pid we record is the server's own.
-        proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{st.outsider['gateway_netns']}",
-             sys.executable, "-m", "b2ct.lab.httpd", str(dest), "0.0.0.0", "80", str(log)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(log, "ab"),  # noqa: SIM115
-            start_new_session=True, text=True,
-        )  # fmt: skip
+        with open(log, "ab") as errors:
+            proc = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{st.outsider['gateway_netns']}",
+                 sys.executable, "-m", "b2ct.lab.httpd", str(dest), "0.0.0.0", "80", str(log)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                start_new_session=True, text=True,
+            )  # fmt: skip
         st.created_(res, pid=proc.pid, start=proc_start_time(proc.pid))
         assert proc.stdout is not None
         port = proc.stdout.readline().strip()  # the server prints its port once it listens
