@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_peer
+module: gluster_peer
 short_description: Probe GlusterFS peers and wait for 'Peer in Cluster'
 description:
   - Probes each wanted peer that the local glusterd does not know under any of its names, then waits
@@ -31,7 +31,7 @@ author: b2ct
 
 EXAMPLES = r"""
 - name: Form the trusted pool
-  b2ct_gluster_peer:
+  b2ct.cloud.gluster_peer:
     peers: [10.0.0.11, 10.0.0.12]
     local_names: [10.0.0.11]
 """
@@ -45,7 +45,7 @@ probed:
 
 import time
 
-from ansible.module_utils.b2ct_gluster import (
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     GlusterError,
     parse_peers,
     peers_not_ready,

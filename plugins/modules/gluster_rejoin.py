@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_rejoin
+module: gluster_rejoin
 short_description: Give a reinstalled host's glusterd its old UUID and its pool's peers
 description:
   - For a host whose glusterd is new (no peers, no volumes) while its pool knows it, under an old UUID,
     by its address, and whose kept bricks carry the identities of that pool's volumes (decided by
-    b2ct_gluster_preflight from every host's b2ct_gluster_facts).
+    b2ct.cloud.gluster_preflight from every host's b2ct.cloud.gluster_facts).
   - The procedure of gluster's documentation for a host replaced under the same name: with glusterd
     stopped, write the old UUID into glusterd.info and, into peers/, one file per other member of the
     pool as its members know each other ('Peer in Cluster'); start glusterd. The members then greet it
@@ -39,7 +39,7 @@ author: b2ct
 
 EXAMPLES = r"""
 - name: Take back this host's place in the pool
-  b2ct_gluster_rejoin:
+  b2ct.cloud.gluster_rejoin:
     uuid: 2e2022f7-4a1f-4973-aeb2-c0f749625e60
     peers: [{uuid: a4e85ec0-5a0a-418c-b58e-f1d250026df0, hostnames: [10.0.0.11]}]
     volumes: [one-system]
@@ -53,8 +53,8 @@ import os
 import tempfile
 import time
 
-from ansible.module_utils.b2ct_gluster import GlusterError, parse_peers, parse_volumes
-from ansible.module_utils.b2ct_gluster_identity import parse_kv
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import GlusterError, parse_peers, parse_volumes
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster_identity import parse_kv
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.locale import get_best_parsable_locale
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: b2ct_installed_packages
+module: installed_packages
 short_description: The installed packages, in package_facts' format, from one dpkg-query or rpm call
 description:
   - Sets C(ansible_facts.packages) exactly as M(ansible.builtin.package_facts) does (package name to a
@@ -19,7 +19,7 @@ author: b2ct
 
 EXAMPLES = r"""
 - name: Read the installed packages
-  b2ct_installed_packages:
+  b2ct.cloud.installed_packages:
 
 - name: Install qemu when missing
   ansible.builtin.package:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_volume
+module: gluster_volume
 short_description: Create, extend, tune and start a GlusterFS volume, idempotently
 description:
   - Reads C(gluster --xml volume info) and runs only the commands needed; reports changed only then.
@@ -51,7 +51,7 @@ author: b2ct
 
 EXAMPLES = r"""
 - name: Replica-2 volume for VM images
-  b2ct_gluster_volume:
+  b2ct.cloud.gluster_volume:
     name: one-images
     replica: 2
     bricks: [10.0.0.11:/bricks/one-images/brick, 10.0.0.12:/bricks/one-images/brick]
@@ -72,7 +72,7 @@ import os
 import socket
 import time
 
-from ansible.module_utils.b2ct_gluster import (
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     GlusterError,
     Pool,
     parse_local_uuid,
