@@ -26,7 +26,7 @@ options:
     description: Seconds to wait for all peers to be in the cluster.
     type: int
     default: 120
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -45,14 +45,14 @@ probed:
 
 import time
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.locale import get_best_parsable_locale
 from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     GlusterError,
     parse_peers,
     peers_not_ready,
     peers_to_probe,
 )
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.locale import get_best_parsable_locale
 
 
 def _status(module: AnsibleModule, gluster: str):

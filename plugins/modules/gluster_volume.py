@@ -46,7 +46,7 @@ options:
     default: []
   wait_timeout: {description: Seconds to wait for brick hosts to join the pool., type: int, default: 120}
   groups_dir: {description: Where option groups live., type: path, default: /var/lib/glusterd/groups}
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -72,6 +72,8 @@ import os
 import socket
 import time
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.locale import get_best_parsable_locale
 from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     GlusterError,
     Pool,
@@ -83,8 +85,6 @@ from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     plan_volume,
     translate_bricks,
 )
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.locale import get_best_parsable_locale
 
 
 def _xml(module: AnsibleModule, gluster: str, *args: str) -> str:

@@ -14,7 +14,7 @@ description:
     hosts. package_facts loads python-apt's whole cache for the same answer, about two seconds per
     host on every run.
 options: {}
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
