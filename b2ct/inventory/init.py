@@ -41,7 +41,13 @@ def init_site(site_dir: Path) -> list[Path]:
     tmp: Path | None = None
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}.", suffix=".part", dir=parent))
-        shutil.copytree(template, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        # File by file, not shutil.copytree: its shutil.Error gathers the failures and loses their errno.
+        for src in sorted(template.rglob("*")):
+            dest = tmp / src.relative_to(template)
+            if src.is_dir():
+                dest.mkdir()
+            elif src.suffix == ".yml":
+                shutil.copyfile(src, dest)
         tmp.chmod(0o755)
         # rename(2) replaces an empty directory; a directory created meanwhile by someone else is not empty
         # and makes it fail (ENOTEMPTY) rather than be overwritten.
