@@ -84,6 +84,7 @@ TOOLS: tuple[Tool, ...] = (
     _t("debootstrap", "lab demo", "debootstrap", "debootstrap (EPEL)", "builds the lab's image"),
     _t("ip", "lab demo", "iproute2", "iproute", "the lab's network namespaces and bridges"),
     _t("losetup", "lab demo", "mount", "util-linux", "the lab hosts' data disks"),
+    _t("mount", "lab demo", "mount", "util-linux", "the lab hosts' root filesystems (overlayfs)"),
     _t("nsenter", "lab demo", "util-linux", "util-linux", "runs commands inside lab hosts"),
     _t("ssh-keygen", "lab demo", "openssh-client", "openssh", "the lab hosts' keys"),
     _t("openssl", "lab demo", "openssl", "openssl", "the lab's root password hash"),
