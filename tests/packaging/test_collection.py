@@ -200,7 +200,8 @@ def test_plain_ansible_playbook_from_the_checkout_finds_the_collection(tmp_path:
     """ansible.cfg's collections path (.collections, a link to the checkout) resolves b2ct.cloud's modules for
     `ansible-playbook -i SITE playbooks/site.yml` run from the repository root, with nothing installed."""
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8"}
-    proc = _run(_bin("ansible-playbook"), "--syntax-check", "-i", EXAMPLE, "playbooks/site.yml", env=env, cwd=REPO)
+    playbook = _bin("ansible-playbook")
+    proc = _run(playbook, "--syntax-check", "-i", EXAMPLE, "playbooks/site.yml", env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     link = REPO / ".collections" / "ansible_collections" / "b2ct" / "cloud"
     assert link.is_symlink() and link.resolve() == REPO
