@@ -223,9 +223,9 @@ def run(
     root = content_root()
     book = Path(playbook)
     if not book.is_absolute() and not book.exists():
-        book = root / "playbooks" / book
+        book = resources.playbooks_dir() / book
     if not book.is_file():
-        raise B2ctError(f"no such playbook: {playbook}", hint=f"playbooks are in {root / 'playbooks'}")
+        raise B2ctError(f"no such playbook: {playbook}", hint=f"playbooks are in {resources.playbooks_dir()}")
     limit_s = ",".join(limit) if isinstance(limit, list | tuple) else limit
     tags_s = ",".join(tags) if isinstance(tags, list | tuple) else tags
     if limit_s:
@@ -271,7 +271,7 @@ def run(
         with _cancel_on_sigterm(cancel):
             r = ansible_runner.run(
                 private_data_dir=str(private),
-                project_dir=str(root / "playbooks"),
+                project_dir=str(resources.playbooks_dir()),
                 playbook=str(book.resolve()),
                 inventory=str(inv_path),
                 limit=limit_s or None,
