@@ -26,7 +26,7 @@ from b2ct.errors import B2ctError
 
 PACKAGED = "_data"
 COLLECTION = ("b2ct", "cloud")  # namespace, name (galaxy.yml)
-# A file only a b2ct checkout has at its root, beside the package.
+# Files only a b2ct checkout has at its root, beside the package.
 _CHECKOUT_MARKERS = ("galaxy.yml", "kickstart/releases.yml", "isobuild/layouts.yml")
 
 
