@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "vm": "b2ct.opennebula.commands",
     "upgrade": "b2ct.opennebula.commands",
     "demo": "b2ct.demo",
+    "init": "b2ct.inventory.init",
+    "doctor": "b2ct.doctor",
 }
 
 

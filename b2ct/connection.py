@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from b2ct import tools
 from b2ct.errors import B2ctError
 
 CONNECT_TIMEOUT = 5
@@ -71,9 +71,7 @@ class InventoryView:
 
 
 def ansible_view(inventory: Path) -> InventoryView:
-    exe = shutil.which("ansible-inventory")
-    if exe is None:
-        raise B2ctError("ansible-inventory not found", hint="pip install ansible-core (a b2ct dependency)")
+    exe = tools.need("ansible-inventory")
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(
         [exe, "-i", str(inventory), "--list"],

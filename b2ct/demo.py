@@ -15,13 +15,11 @@ from typing import Any
 
 import typer
 
-from b2ct import ROOT
+from b2ct import resources
 from b2ct.errors import B2ctError
 from b2ct.inventory import load
 from b2ct.inventory.commands import summary
 from b2ct.ui import console, info, step
-
-EXAMPLE = ROOT / "inventory" / "example"
 
 
 def _vm_line(v: Any) -> str:
@@ -49,13 +47,14 @@ def run_demo(name: str, keep: bool, redeploy: bool, out: Path) -> int:
     try:
         with step("b2ct demo: a whole site on this machine"):
             with step("kickstarts for the example site (what the install media carry)"):
-                rendered = render(load(EXAMPLE))
+                example = resources.example_inventory()
+                rendered = render(load(example))
                 target = out / "kickstart"
                 if target.exists():
                     target = Path(tempfile.mkdtemp(prefix="kickstart-", dir=out))
                 write(rendered, target)
                 info(f"{len(rendered.files)} kickstarts validated for {rendered.release} → {target}")
-                info("media: b2ct build-iso --base-iso <netinstall.iso> -i inventory/example -o site.iso")
+                info(f"media: b2ct build-iso --base-iso <netinstall.iso> -i {example} -o site.iso")
             with step(f"lab up ({name})"):
                 lab.up()
             inventory = lab.inventory

@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from b2ct import resources  # noqa: E402
 from b2ct.deploy import run  # noqa: E402
 from b2ct.lab.core import plan_hosts, running_lab  # noqa: E402
 
@@ -47,7 +48,13 @@ def stock_side(specs: list, tag: str, bare: bool) -> tuple[float, float]:
     ):
         cfg = Path(tmp) / "ansible.cfg"
         cfg.write_text("[defaults]\n")  # defaults, not the repository's ansible.cfg
-        env = {**os.environ, "ANSIBLE_CONFIG": str(cfg), "ANSIBLE_ROLES_PATH": str(REPO / "roles")}
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(cfg),
+            "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+            # the roles call the b2ct.cloud modules: the checkout as that collection
+            "ANSIBLE_COLLECTIONS_PATH": str(resources.collections_path(Path(tmp) / "collections")),
+        }
         argv = ["ansible-playbook", "-i", str(lab.inventory), str(REPO / "playbooks" / "site.yml")]
         times = []
         for _ in range(2):

@@ -48,13 +48,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> int:
         """Check every host: libvirt, KVM, KSM, storage, bridges, smoke domain, Gluster, squid, OpenNebula."""
-        try:
-            import libvirt  # noqa: F401
-        except ImportError as exc:
-            raise B2ctError(
-                "libvirt-python is not installed",
-                hint="pip install 'b2ct[check]' (needs libvirt-dev and pkg-config to build)",
-            ) from exc
+        from b2ct import tools
+
+        tools.need_module("libvirt")
+        tools.need("ssh")
         from b2ct.check import opennebula, render, runner
 
         path = resolve(inventory)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from b2ct import resources, tools
 from b2ct.deploy.result import STAT_KEYS, DeployResult, HostStats
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_write
@@ -39,18 +40,14 @@ _KEPT_EVENTS = {
     "playbook_on_stats",
 }
 _KEEP_LOGS = 10
+# ansible-core's default COLLECTIONS_PATHS (ansible-config list); site-packages' ansible_collections (PyPI's
+# `ansible`, where community.general and the others come from) is searched besides, through sys.path.
+_DEFAULT_COLLECTIONS = "~/.ansible/collections:/usr/share/ansible/collections"
 
 
 def content_root() -> Path:
-    """The directory that holds roles/ and playbooks/ (the repository root for a source checkout)."""
-    override = os.environ.get("B2CT_ANSIBLE_DIR")
-    root = Path(override) if override else Path(__file__).resolve().parents[2]
-    if not (root / "roles").is_dir() or not (root / "playbooks").is_dir():
-        raise B2ctError(
-            f"no roles/ and playbooks/ under {root}",
-            hint="run from a b2ct source checkout or set B2CT_ANSIBLE_DIR",
-        )
-    return root
+    """The b2ct.cloud collection's root: roles/, playbooks/, plugins/ (b2ct.resources says where it is)."""
+    return resources.collection_dir()
 
 
 def cache_dir() -> Path:
@@ -83,8 +80,12 @@ def mitogen_strategies() -> Path | None:
     return plugins if (plugins / "mitogen_linear.py").is_file() else None
 
 
-def ansible_env(root: Path, inventory: Path, forks: int) -> dict[str, str]:
-    """Environment for ansible-playbook: the settings that make runs fast and repeatable."""
+def ansible_env(root: Path, inventory: Path, forks: int, collections: Path) -> dict[str, str]:
+    """Environment for ansible-playbook: the settings that make runs fast and repeatable.
+
+    ``root`` is the collection's root (roles by their short names, as the playbooks call them);
+    ``collections`` a collections path holding b2ct.cloud (its modules, which the roles call by FQCN),
+    searched before the usual ones so that a b2ct.cloud of another version installed there never runs."""
     # ssh's ControlPath must fit in a unix socket name (108 bytes): keep the directory short and stable,
     # so a re-deploy within ControlPersist reuses the connections of the previous run.
     control_dir = Path(tempfile.gettempdir()) / f"b2ct-ssh-{os.getuid()}"
@@ -93,6 +94,9 @@ def ansible_env(root: Path, inventory: Path, forks: int) -> dict[str, str]:
     facts.mkdir(parents=True, exist_ok=True)
     env = {
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+            [str(collections), os.environ.get("ANSIBLE_COLLECTIONS_PATH", _DEFAULT_COLLECTIONS)]
+        ),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=5 "
         "-o ServerAliveCountMax=3",
@@ -176,16 +180,17 @@ def _cancel_on_sigterm(flag: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _ended_with_us(private: Path) -> dict[str, str]:
-    """A PATH whose ansible-playbook gets SIGTERM when the thread that started it dies.
+def _ended_with_us(private: Path, path: str | None = None) -> dict[str, str]:
+    """A PATH (``path``, default: this process's) whose ansible-playbook gets SIGTERM when the thread that
+    started it dies.
 
     ansible-runner starts ansible-playbook on a pty, in a session of its own, with SIGHUP ignored: when
     b2ct is killed outright (SIGKILL, the OOM killer) nothing stops it, and it spins on the closed pty
     for good. setpriv's parent-death signal ties its life to ours. Without setpriv, or where the
-    temporary directory is mounted noexec: PATH unchanged.
+    temporary directory is mounted noexec: nothing to change.
     """
-    path = os.environ.get("PATH", os.defpath)
-    real, setpriv = shutil.which("ansible-playbook", path=path), shutil.which("setpriv")
+    path = path if path is not None else os.environ.get("PATH", os.defpath)
+    real, setpriv = tools.find("ansible-playbook"), tools.find("setpriv")
     if real is None or setpriv is None:
         return {}
     bindir = private / "bin"
@@ -218,9 +223,9 @@ def run(
     root = content_root()
     book = Path(playbook)
     if not book.is_absolute() and not book.exists():
-        book = root / "playbooks" / book
+        book = resources.playbooks_dir() / book
     if not book.is_file():
-        raise B2ctError(f"no such playbook: {playbook}", hint=f"playbooks are in {root / 'playbooks'}")
+        raise B2ctError(f"no such playbook: {playbook}", hint=f"playbooks are in {resources.playbooks_dir()}")
     limit_s = ",".join(limit) if isinstance(limit, list | tuple) else limit
     tags_s = ",".join(tags) if isinstance(tags, list | tuple) else tags
     if limit_s:
@@ -237,8 +242,9 @@ def run(
 
     import ansible_runner  # slow import: only when a run really happens
 
+    # The ansible-playbook installed with b2ct: with pipx, its environment's bin is not on PATH.
+    playbook_exe = tools.need("ansible-playbook")
     forks = max(5, len(site.hosts))
-    env = ansible_env(root, inv_path, forks)
     events: list[dict[str, Any]] = []
     hosts: dict[str, HostStats] = {h.name: HostStats() for h in site.hosts}
     cancel = threading.Event()
@@ -259,11 +265,13 @@ def run(
     start = time.monotonic()
     private = Path(tempfile.mkdtemp(prefix="b2ct-deploy-"))
     try:
-        env.update(_ended_with_us(private))
+        env = ansible_env(root, inv_path, forks, resources.collections_path(private / "collections"))
+        env["PATH"] = os.pathsep.join([str(Path(playbook_exe).parent), os.environ.get("PATH", os.defpath)])
+        env.update(_ended_with_us(private, env["PATH"]))
         with _cancel_on_sigterm(cancel):
             r = ansible_runner.run(
                 private_data_dir=str(private),
-                project_dir=str(root / "playbooks"),
+                project_dir=str(resources.playbooks_dir()),
                 playbook=str(book.resolve()),
                 inventory=str(inv_path),
                 limit=limit_s or None,

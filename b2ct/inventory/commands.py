@@ -41,7 +41,7 @@ def resolve(path: Path | None) -> Path:
         return Path(env)
     raise B2ctError(
         "no inventory given",
-        hint=f"pass -i inventory/<site> or set {ENV_VAR} (inventory/example is a complete example)",
+        hint=f"pass -i SITE_DIR or set {ENV_VAR} (b2ct init SITE_DIR writes a starting inventory)",
     )
 
 

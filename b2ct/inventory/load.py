@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from b2ct.errors import B2ctError
-from b2ct.inventory import meaning
+from b2ct.inventory import meaning, placeholders
 from b2ct.inventory.ansible_view import (
     InventoryView,
     is_vaulted,
@@ -785,6 +785,7 @@ def load(path: str | Path, vault_password_files: tuple[str | Path, ...] | list[s
     source = str(path)
     site_vars = _vals(view, view.all_vars, None)
     host_vars = {name: _vals(view, h.vars, name) for name, h in view.hosts.items()}
+    placeholders.refuse(site_vars, host_vars)  # b2ct init's FILL-IN values, before anything reads them
     _site_settings_are_site_wide(site_vars, host_vars)
     site = _build_site(site_vars, source)
 

@@ -17,13 +17,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from b2ct import ROOT
+from b2ct import resources
 from b2ct.errors import B2ctError
 from b2ct.fsutil import write_error
 from b2ct.inventory import RELEASES, Host, Site, load
 from b2ct.kickstart.validate import validate
 
-TEMPLATES = ROOT / "kickstart"
 RACK_NAME = "ks.cfg"
 
 
@@ -141,9 +140,12 @@ def _site_release(site: Site, release: str | None, templates: Path) -> tuple[str
 
 
 def render(
-    site: Site, release: str | None = None, templates: Path = TEMPLATES, per_host: bool = True
+    site: Site, release: str | None = None, templates: Path | None = None, per_host: bool = True
 ) -> Rendered:
-    """Render and validate the rack kickstart and (unless ``per_host`` is off) every host's kickstart."""
+    """Render and validate the rack kickstart and (unless ``per_host`` is off) every host's kickstart.
+
+    ``templates``: a kickstart/ directory (default: b2ct's own, b2ct.resources.kickstart_dir())."""
+    templates = templates or resources.kickstart_dir()
     name, rel = _site_release(site, release, templates)
     if "baseos" not in site.repos:
         raise B2ctError("b2ct_repos has no 'baseos' URL to install from", where=site.source)

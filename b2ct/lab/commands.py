@@ -46,7 +46,8 @@ def up(
         None,
         "--opennebula-repo",
         help="OpenNebula apt repository (flat: *.deb and Packages) the lab serves as its site mirror "
-        "[default: $B2CT_OPENNEBULA_REPO, else ../shared/opennebula/repo-6.10 beside the checkout].",
+        "[default: $B2CT_OPENNEBULA_REPO, else ../shared/opennebula/repo-6.10 beside a source checkout; "
+        "an installed b2ct has no default].",
     ),
     opennebula: bool = typer.Option(
         True,

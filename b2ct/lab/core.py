@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from b2ct import tools
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_write
 from b2ct.lab import guest, image, mirror, net
@@ -343,8 +344,7 @@ class Lab:
         if os.geteuid() != 0:
             raise B2ctError("the lab needs root (network namespaces, loop devices, mounts)")
         for tool in ("systemd-nspawn", "ip", "losetup", "ssh", "ssh-keygen", "nsenter", "openssl"):
-            if shutil.which(tool) is None:
-                raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
+            tools.need(tool)
         repo = (opennebula_repo or mirror.default_repo()) if opennebula else None
         if repo is not None:
             # Bad input fails here, before an image is built or anything is created.

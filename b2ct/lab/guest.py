@@ -12,6 +12,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from b2ct import tools
 from b2ct.errors import B2ctError
 
 SOURCE = Path(__file__).with_name("guest_bootsector.asm")
@@ -46,11 +47,9 @@ def write_image(path: Path, fmt: str = "qcow2") -> Path:
         return path
     try:
         proc = subprocess.run(
-            ["qemu-img", "convert", "-q", "-f", "raw", "-O", fmt, str(raw), str(path)],
+            [tools.need("qemu-img"), "convert", "-q", "-f", "raw", "-O", fmt, str(raw), str(path)],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
-    except FileNotFoundError:
-        raise B2ctError("qemu-img not found", hint="apt-get install qemu-utils") from None
     finally:
         raw.unlink(missing_ok=True)
     if proc.returncode != 0:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+from b2ct import tools
 from b2ct.errors import B2ctError
 from b2ct.ui import info, step
 
@@ -204,8 +205,7 @@ def _build(
     target: Path, packages: list[str], key: str, bare: bool = False, opennebula_repo: Path | None = None
 ) -> None:
     for tool in ("debootstrap", "systemd-nspawn"):
-        if shutil.which(tool) is None:
-            raise B2ctError(f"{tool} not found", hint="apt-get install $(cat .ci/packages/lab.apt)")
+        tools.need(tool)
     mirror = os.environ.get("B2CT_LAB_MIRROR", DEFAULT_MIRROR)
     build = CACHE_DIR / f".build-{key}-{os.getpid()}"
     root = build / "rootfs"

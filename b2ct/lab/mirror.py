@@ -28,14 +28,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from b2ct import ROOT
+from b2ct import resources, tools
 from b2ct.errors import B2ctError
 
-# The repository `b2ct lab up` serves unless told otherwise (--opennebula-repo, $B2CT_OPENNEBULA_REPO).
-DEFAULT_REPO = ROOT.parent / "shared" / "opennebula" / "repo-6.10"
+# The repository `b2ct lab up` serves unless told otherwise (--opennebula-repo, $B2CT_OPENNEBULA_REPO):
+# this one, beside a source checkout (the project's machines keep the OpenNebula build there). An
+# installed b2ct has no checkout, hence no default.
+CHECKOUT_REPO = Path("shared", "opennebula", "repo-6.10")  # relative to the checkout's parent
 DEBIAN_MAJOR = {"bookworm": "12"}
 SUITE, COMPONENT, ARCH = "stable", "opennebula", "amd64"
-TOOLS = {"apt-ftparchive": "apt-utils", "gpg": "gnupg", "gpgconf": "gnupg"}
+TOOLS = ("apt-ftparchive", "gpg", "gpgconf")  # b2ct.tools.TOOLS: their packages
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,20 @@ class Mirror:
 
 
 def default_repo() -> Path:
-    return Path(os.environ.get("B2CT_OPENNEBULA_REPO") or DEFAULT_REPO)
+    """$B2CT_OPENNEBULA_REPO, else ../shared/opennebula/repo-6.10 beside a source checkout.
+
+    Raises B2ctError when neither applies (b2ct installed from a wheel or sdist)."""
+    env = os.environ.get("B2CT_OPENNEBULA_REPO")
+    if env:
+        return Path(env)
+    checkout = resources.checkout()
+    if checkout is None:
+        raise B2ctError(
+            "no OpenNebula repository for the lab's mirror",
+            hint="give --opennebula-repo DIR (a flat repository: *.deb and Packages) or set "
+            "B2CT_OPENNEBULA_REPO, or --no-opennebula for a lab without OpenNebula",
+        )
+    return checkout.parent / CHECKOUT_REPO
 
 
 def repo_version(repo: Path) -> str:
@@ -74,11 +89,8 @@ def repo_version(repo: Path) -> str:
 
 
 def check_tools() -> None:
-    for tool, package in TOOLS.items():
-        if shutil.which(tool) is None:
-            raise B2ctError(
-                f"{tool} not found (the lab signs its OpenNebula mirror)", hint=f"apt-get install {package}"
-            )
+    for tool in TOOLS:
+        tools.need(tool)
 
 
 def _run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:

@@ -30,8 +30,10 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Customise an EL install ISO so every boot entry, BIOS and UEFI, loads the kickstart by label."""
+        from b2ct import tools
         from b2ct.media import iso, kickstarts
 
+        tools.need_for("build-iso")
         layout = iso.inspect(base_iso).layout if inventory is not None else None
         kss = kickstarts.collect(kickstart, inventory, layout)
         if not kss:
@@ -58,6 +60,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a bootable FAT32/MBR USB key (BIOS + UEFI) that finds its kickstart by label."""
+        from b2ct import tools
         from b2ct.media import iso, kickstarts, usb
 
         if (device is None) == (image is None):
@@ -71,6 +74,7 @@ def register(app: typer.Typer) -> None:
                 )
             result = usb.write_hybrid(iso_path, image=image, device=device, force=force)
         else:
+            tools.need_for("make-usb")
             layout = iso.inspect(iso_path).layout if inventory is not None else None
             kss = kickstarts.collect(kickstart, inventory, layout)
             result = usb.make_usb(

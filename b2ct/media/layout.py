@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +10,10 @@ from b2ct.errors import B2ctError
 
 
 def isobuild_dir() -> Path:
-    """isobuild/ holds per-release data and templates beside the package, like roles/."""
-    env = os.environ.get("B2CT_ISOBUILD")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "isobuild"
+    """isobuild/: per-release layouts and templates (b2ct.resources: packaged or in the checkout)."""
+    from b2ct import resources
+
+    return resources.isobuild_dir()
 
 
 # What GRUB reads on platforms and boots where EFI/BOOT is not the prefix (lorax's mkksiso edits both).

@@ -5,30 +5,17 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from b2ct import tools
 from b2ct.errors import B2ctError
 from b2ct.fsutil import WRITE_ERRNOS, copy_range, write_error
 from b2ct.toolenv import untranslated
 from b2ct.ui import byte_progress, progress_bar
-
-# Which Debian package provides each tool: the hint when it is missing.
-PACKAGES = {
-    "xorriso": "xorriso",
-    "mtype": "mtools",
-    "mcopy": "mtools",
-    "mmd": "mtools",
-    "mdir": "mtools",
-    "mkfs.fat": "dosfstools",
-    "syslinux": "syslinux",
-    "sfdisk": "fdisk",
-}
-
 
 SECTOR = 2048  # ISO 9660 block
 
@@ -109,11 +96,8 @@ def survey(path: Path) -> Survey:
 
 
 def need(tool: str) -> str:
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
-    if not path:
-        pkg = PACKAGES.get(tool, tool)
-        raise B2ctError(f"{tool} not found", where=tool, hint=f"apt-get install {pkg}")
-    return path
+    """The tool's path; a one-line error naming its package when it is missing (b2ct.tools.TOOLS)."""
+    return tools.need(tool)
 
 
 class ToolError(B2ctError):

@@ -20,6 +20,7 @@ from pathlib import Path
 import jinja2
 
 from b2ct import fsutil
+from b2ct import tools as b2ct_tools
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_output
 from b2ct.media import blockdev, bootcfg, esp, fatwrite, iso, tools, verify
@@ -28,8 +29,9 @@ from b2ct.media.layout import Layout, isobuild_dir
 from b2ct.ui import byte_progress, info, step
 
 PART_START = 2048  # sectors: 1 MiB alignment, as fdisk does
-SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
-MBR_BIN = Path("/usr/lib/syslinux/mbr/mbr.bin")
+# Debian's syslinux-common paths, in the tool table `b2ct doctor` and make-usb's own check read.
+SYSLINUX_MODULES = Path(b2ct_tools.BY_NAME["syslinux modules"].path).parent
+MBR_BIN = Path(b2ct_tools.BY_NAME["mbr.bin"].path)
 MIN_SIZE = 64 << 20  # FAT32 needs ~65k clusters
 
 

@@ -23,8 +23,7 @@ from b2ct.inventory import Host, Site
 from b2ct.opennebula import drain
 from b2ct.ui import info
 
-REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = REPO / "playbooks" / "upgrade.yml"
+PLAYBOOK = "upgrade.yml"  # in the b2ct.cloud collection's playbooks/ (deploy.run finds it there)
 
 
 @dataclass
@@ -70,7 +69,7 @@ def batches(hosts: list[Host], serial: int) -> list[list[Host]]:
 
 
 def ansible_batch(
-    inventory: Path, hosts: list[str], extravars: dict[str, Any], playbook: Path = PLAYBOOK
+    inventory: Path, hosts: list[str], extravars: dict[str, Any], playbook: str | Path = PLAYBOOK
 ) -> BatchOutcome:
     """Run the upgrade playbook on one batch, as `b2ct deploy` runs playbooks; name the first failed host."""
     from b2ct import deploy

@@ -1,4 +1,4 @@
-"""Import the role's module_utils (shipped by Ansible to targets) as a plain module for unit tests."""
+"""Import the collection's module_utils (shipped by Ansible to targets) as a plain module for unit tests."""
 
 from __future__ import annotations
 
@@ -23,4 +23,4 @@ def _load(name: str, path: Path) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def gl() -> ModuleType:
-    return _load("b2ct_gluster", ROOT / "roles/glusterfs/module_utils/b2ct_gluster.py")
+    return _load("b2ct_gluster", ROOT / "plugins/module_utils/gluster.py")

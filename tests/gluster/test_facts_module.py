@@ -59,7 +59,7 @@ def brick_disk(tmp_path: Path) -> Iterator[str]:
 
 def _facts(dev: str, mount: str) -> dict:
     result = run_module(
-        "b2ct_gluster_facts",
+        "gluster_facts",
         {
             "paths": [f"{mount}/one-system/brick", f"{mount}/one-images/brick"],
             "brick_disk": dev,

@@ -40,7 +40,7 @@ ONE_IMAGES_ID = "e60f2a1b-4be7-48db-b170-ad8a61328853"
 
 @pytest.fixture(scope="session")
 def ident() -> ModuleType:
-    return _load("b2ct_gluster_identity", ROOT / "roles/glusterfs/module_utils/b2ct_gluster_identity.py")
+    return _load("b2ct_gluster_identity", ROOT / "plugins/module_utils/gluster_identity.py")
 
 
 def facts(scenario: str) -> dict[str, dict]:

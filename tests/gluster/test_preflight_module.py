@@ -7,30 +7,36 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from b2ct import resources
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "glusterfs"
+pytestmark = pytest.mark.slow
 
 
 def preflight(args: dict) -> dict:
-    return run_module("b2ct_gluster_preflight", args)
+    return run_module("gluster_preflight", args)
 
 
 def run_module(name: str, args: dict) -> dict:
+    """Module ``name`` of the b2ct.cloud collection (the checkout), run by ansible on this machine."""
+    with tempfile.TemporaryDirectory(prefix="b2ct-collections-") as scratch:
+        return _run_module(name, args, resources.collections_path(Path(scratch)))
+
+
+def _run_module(name: str, args: dict, collections: Path) -> dict:
     env = {
         **os.environ,
-        "ANSIBLE_LIBRARY": str(ROLE / "library"),
-        "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils"),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "json",
         "ANSIBLE_NOCOLOR": "1",
     }
     proc = subprocess.run(
-        ["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", name,
+        ["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", f"b2ct.cloud.{name}",
          "-e", f"ansible_python_interpreter={sys.executable}", "-a", json.dumps(args)],
         capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip

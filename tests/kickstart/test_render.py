@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from b2ct import resources
 from b2ct.errors import B2ctError
 from b2ct.inventory import load
 from b2ct.kickstart import render, validate
-from b2ct.kickstart.render import TEMPLATES
 from tests.conftest import EXAMPLE, assert_one_line_error, run_cli
 
 HANDLERS = {"el6": "RHEL6", "el8": "RHEL8", "el9": "RHEL9", "el10": "RHEL10"}
@@ -76,7 +76,7 @@ def test_release_not_installable_by_kickstart(tmp_path: Path, site_copy: Path) -
 
 def _template_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "kickstart"
-    shutil.copytree(TEMPLATES, dest)
+    shutil.copytree(resources.kickstart_dir(), dest)
     return dest
 
 

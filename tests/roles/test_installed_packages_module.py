@@ -1,5 +1,5 @@
-"""playbooks/library/b2ct_installed_packages.py, run by real Ansible on this machine (Debian: dpkg)
-and compared with ansible.builtin.package_facts, whose format the roles read."""
+"""b2ct.cloud.installed_packages (plugins/modules/installed_packages.py), run by real Ansible on this machine
+(Debian: dpkg) and compared with ansible.builtin.package_facts, whose format the roles read."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from b2ct import resources
+
 pytestmark = pytest.mark.slow
 
-LIBRARY = Path(__file__).resolve().parents[2] / "playbooks" / "library"
 # The hosts' Python, with the distribution's python3-apt (package_facts needs it), as on a site's hosts.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def _facts(module: str) -> dict:
+def _facts(module: str, collections: Path) -> dict:
     env = {
         **os.environ,
-        "ANSIBLE_LIBRARY": str(LIBRARY),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "json",
         "ANSIBLE_NOCOLOR": "1",
@@ -35,12 +36,13 @@ def _facts(module: str) -> dict:
     return result["ansible_facts"]["packages"]
 
 
-def test_same_packages_and_versions_as_package_facts() -> None:
+def test_same_packages_and_versions_as_package_facts(tmp_path: Path) -> None:
     has_apt = subprocess.run([SYSTEM_PYTHON, "-c", "import apt"], capture_output=True, check=False)
     if has_apt.returncode != 0:
         pytest.skip("package_facts needs python3-apt to compare with (apt-get install python3-apt)")
-    ours = _facts("b2ct_installed_packages")
-    theirs = _facts("ansible.builtin.package_facts")
+    collections = resources.collections_path(tmp_path)  # the checkout as the collection b2ct.cloud
+    ours = _facts("b2ct.cloud.installed_packages", collections)
+    theirs = _facts("ansible.builtin.package_facts", collections)
     assert "dpkg" in ours and "python3" in ours  # not an empty or partial list
     assert set(ours) == set(theirs)
     for name, versions in theirs.items():

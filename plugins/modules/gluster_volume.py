@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_volume
+module: gluster_volume
 short_description: Create, extend, tune and start a GlusterFS volume, idempotently
 description:
   - Reads C(gluster --xml volume info) and runs only the commands needed; reports changed only then.
@@ -46,12 +46,12 @@ options:
     default: []
   wait_timeout: {description: Seconds to wait for brick hosts to join the pool., type: int, default: 120}
   groups_dir: {description: Where option groups live., type: path, default: /var/lib/glusterd/groups}
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Replica-2 volume for VM images
-  b2ct_gluster_volume:
+  b2ct.cloud.gluster_volume:
     name: one-images
     replica: 2
     bricks: [10.0.0.11:/bricks/one-images/brick, 10.0.0.12:/bricks/one-images/brick]
@@ -72,7 +72,9 @@ import os
 import socket
 import time
 
-from ansible.module_utils.b2ct_gluster import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.locale import get_best_parsable_locale
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     GlusterError,
     Pool,
     parse_local_uuid,
@@ -83,8 +85,6 @@ from ansible.module_utils.b2ct_gluster import (
     plan_volume,
     translate_bricks,
 )
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.locale import get_best_parsable_locale
 
 
 def _xml(module: AnsibleModule, gluster: str, *args: str) -> str:

@@ -259,7 +259,7 @@ def check_identities(
         vname = str(vol["name"])
         listed = view["volumes"].get(vname)
         for brick in vol["bricks"]:
-            host, _, path = str(brick).partition(":")
+            host, _sep, path = str(brick).partition(":")
             f = facts.get(host)
             marks = (f or {}).get("bricks", {}).get(_norm(path)) if f else None
             if marks is None:
@@ -267,7 +267,7 @@ def check_identities(
             entry = None
             if listed:
                 for b in listed["bricks"]:
-                    bhost, _, bpath = b["brick"].partition(":")
+                    bhost, _sep, bpath = b["brick"].partition(":")
                     if _norm(bpath) != _norm(path):
                         continue
                     if names_host(bhost, host) or (b["uuid"] and b["uuid"] in {f["uuid"], old_uuid(host)}):

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_facts
+module: gluster_facts
 short_description: Read this host's GlusterFS identity, changing nothing
 description:
   - Reads glusterd's store (UUID, operating version, peers and their names, volumes with their ids and
@@ -16,7 +16,7 @@ description:
     mounted read-only (XFS with C(norecovery)) on a private temporary directory for the reading, and
     unmounted right after.
   - Resolves the names it is given and the names in the store, as glusterd compares them.
-  - Changes nothing; runs in check mode too. b2ct_gluster_preflight decides from all hosts' answers.
+  - Changes nothing; runs in check mode too. M(b2ct.cloud.gluster_preflight) decides from all hosts' answers.
 options:
   paths: {description: Brick directories of this host., type: list, elements: str, default: []}
   brick_disk: {description: Disk holding the brick filesystem ("" for none)., type: str, default: ""}
@@ -24,12 +24,12 @@ options:
   names: {description: Host names and addresses to resolve., type: list, elements: str, default: []}
   store: {description: glusterd's working directory., type: path, default: /var/lib/glusterd}
   host: {description: This host's name in the bricks (returned as is)., type: str, default: ""}
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Read this host's GlusterFS identity
-  b2ct_gluster_facts:
+  b2ct.cloud.gluster_facts:
     paths: [/bricks/one-system/brick]
     brick_disk: /dev/sdb
   register: identity
@@ -48,9 +48,9 @@ import socket
 import stat
 import tempfile
 
-from ansible.module_utils.b2ct_gluster_identity import brick_marks, read_store
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.locale import get_best_parsable_locale
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster_identity import brick_marks, read_store
 
 
 def _resolve(name: str) -> list[str]:
@@ -124,7 +124,7 @@ def main() -> None:
         facts["bricks"] = _marks(p["paths"], where, mount)
         read_from = f"{disk} mounted at {where}"
     else:
-        rc, out, _ = module.run_command(["blkid", "-p", "-o", "value", "-s", "TYPE", disk])
+        rc, out, _err = module.run_command(["blkid", "-p", "-o", "value", "-s", "TYPE", disk])
         fstype = out.strip() if rc == 0 else ""
         if not fstype:  # a blank disk (or no such disk: the role says so when it formats it)
             blank = {"exists": False, "volume_id": "", "glusterfs_dir": False}

@@ -287,7 +287,7 @@ def _host(brick: str) -> str:
 def _brick_key(brick: str, uuid: str | None) -> tuple[str, str]:
     """What makes two brick names the same brick: the node (its UUID when known, else the name as
     written) and the normalised path."""
-    host, _, path = brick.partition(":")
+    host, _sep, path = brick.partition(":")
     return (f"uuid:{uuid}" if uuid else f"name:{host}", os.path.normpath(path))
 
 

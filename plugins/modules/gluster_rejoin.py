@@ -5,18 +5,18 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_rejoin
+module: gluster_rejoin
 short_description: Give a reinstalled host's glusterd its old UUID and its pool's peers
 description:
   - For a host whose glusterd is new (no peers, no volumes) while its pool knows it, under an old UUID,
     by its address, and whose kept bricks carry the identities of that pool's volumes (decided by
-    b2ct_gluster_preflight from every host's b2ct_gluster_facts).
-  - The procedure of gluster's documentation for a host replaced under the same name: with glusterd
+    M(b2ct.cloud.gluster_preflight) from every host's M(b2ct.cloud.gluster_facts)).
+  - The procedure of gluster's documentation for a host replaced under the same name; with glusterd
     stopped, write the old UUID into glusterd.info and, into peers/, one file per other member of the
     pool as its members know each other ('Peer in Cluster'); start glusterd. The members then greet it
     as the peer they knew, it receives the volumes, glusterd starts its bricks, and self-heal brings
-    them up to date. No probe: probing from either side leaves both in 'Sent and Received peer request'
-    (seen with glusterfs 10.3).
+    them up to date. No probe, because probing from either side leaves both in 'Sent and Received peer
+    request' (seen with glusterfs 10.3).
   - Waits until a member is connected and 'Peer in Cluster' and the volumes were received.
   - Idempotent (nothing to do when glusterd already has that UUID and peers). Check mode only reports.
 options:
@@ -34,12 +34,12 @@ options:
   service: {description: glusterd's systemd unit., type: str, default: glusterd}
   store: {description: glusterd's working directory., type: path, default: /var/lib/glusterd}
   wait_timeout: {description: Seconds to wait for the pool and the volumes., type: int, default: 120}
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Take back this host's place in the pool
-  b2ct_gluster_rejoin:
+  b2ct.cloud.gluster_rejoin:
     uuid: 2e2022f7-4a1f-4973-aeb2-c0f749625e60
     peers: [{uuid: a4e85ec0-5a0a-418c-b58e-f1d250026df0, hostnames: [10.0.0.11]}]
     volumes: [one-system]
@@ -53,10 +53,14 @@ import os
 import tempfile
 import time
 
-from ansible.module_utils.b2ct_gluster import GlusterError, parse_peers, parse_volumes
-from ansible.module_utils.b2ct_gluster_identity import parse_kv
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.locale import get_best_parsable_locale
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
+    GlusterError,
+    parse_peers,
+    parse_volumes,
+)
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster_identity import parse_kv
 
 PEER_IN_CLUSTER_STATE = "3"  # glusterd's GD_FRIEND_STATE_BEFRIENDED, as the store writes it
 
@@ -155,7 +159,7 @@ def main() -> None:
                 f"and 'Peer in Cluster', or volumes {', '.join(p['volumes'])} did not arrive"
             )
         time.sleep(2)
-    module.exit_json(changed=True, peers=[u for u, _ in members])
+    module.exit_json(changed=True, peers=[u for u, _peer in members])
 
 
 if __name__ == "__main__":

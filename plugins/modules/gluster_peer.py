@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_peer
+module: gluster_peer
 short_description: Probe GlusterFS peers and wait for 'Peer in Cluster'
 description:
   - Probes each wanted peer that the local glusterd does not know under any of its names, then waits
@@ -26,12 +26,12 @@ options:
     description: Seconds to wait for all peers to be in the cluster.
     type: int
     default: 120
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Form the trusted pool
-  b2ct_gluster_peer:
+  b2ct.cloud.gluster_peer:
     peers: [10.0.0.11, 10.0.0.12]
     local_names: [10.0.0.11]
 """
@@ -45,14 +45,14 @@ probed:
 
 import time
 
-from ansible.module_utils.b2ct_gluster import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.locale import get_best_parsable_locale
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
     GlusterError,
     parse_peers,
     peers_not_ready,
     peers_to_probe,
 )
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.locale import get_best_parsable_locale
 
 
 def _status(module: AnsibleModule, gluster: str):

@@ -5,18 +5,18 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: b2ct_gluster_preflight
+module: gluster_preflight
 short_description: Check GlusterFS volumes and brick paths before anything is changed
 description:
   - Fails on volumes gluster would reject halfway (replica not dividing the brick count, a brick listed
     twice or in two volumes, two replicas on one host, a volume name defined twice).
   - Fails when a brick of this host would sit on the root filesystem (unless O(force)), or is a mount
     point itself (an unmounted brick filesystem would make gluster fill the root filesystem).
-  - With O(identities) (every brick host's b2ct_gluster_facts), fails when a brick carries another or
+  - With O(identities) (every brick host's M(b2ct.cloud.gluster_facts)), fails when a brick carries another or
     an older volume's identity, when hosts belong to different trusted pools, or when a host's glusterd
     cannot join; every host fails with the same list, so nothing anywhere is changed. Each problem says
-    the ways out. A reinstalled host that kept its brick disk is not a problem: the result says how it
-    rejoins (O(rejoin) for b2ct_gluster_rejoin).
+    the ways out. A reinstalled host that kept its brick disk is not a problem; the result says how it
+    rejoins (RV(rejoin) for M(b2ct.cloud.gluster_rejoin)).
   - Changes nothing; runs in check mode too.
 options:
   volumes:
@@ -39,7 +39,7 @@ options:
     type: bool
     default: false
   identities:
-    description: Inventory host name to its b2ct_gluster_facts C(identity); empty skips these checks.
+    description: Inventory host name to its M(b2ct.cloud.gluster_facts) C(identity); empty skips these checks.
     type: dict
     default: {}
   host_addresses:
@@ -47,19 +47,19 @@ options:
     type: dict
     default: {}
   host_name:
-    description: This host's inventory name (what O(rejoin) is for).
+    description: This host's inventory name (what RV(rejoin) is for).
     type: str
     default: ""
   manager:
     description: The host that probes peers and creates volumes.
     type: str
     default: ""
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Check volumes and brick paths
-  b2ct_gluster_preflight:
+  b2ct.cloud.gluster_preflight:
     volumes: "{{ glusterfs_volumes }}"
     paths: [/bricks/one-system/brick]
     planned_mounts: [/bricks]
@@ -76,9 +76,14 @@ rejoin:
   returned: always
 """
 
-from ansible.module_utils.b2ct_gluster import GlusterError, brick_problem, check_volumes, mount_point_of
-from ansible.module_utils.b2ct_gluster_identity import check_identities
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster import (
+    GlusterError,
+    brick_problem,
+    check_volumes,
+    mount_point_of,
+)
+from ansible_collections.b2ct.cloud.plugins.module_utils.gluster_identity import check_identities
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: b2ct_installed_packages
+module: installed_packages
 short_description: The installed packages, in package_facts' format, from one dpkg-query or rpm call
 description:
   - Sets C(ansible_facts.packages) exactly as M(ansible.builtin.package_facts) does (package name to a
@@ -14,12 +14,12 @@ description:
     hosts. package_facts loads python-apt's whole cache for the same answer, about two seconds per
     host on every run.
 options: {}
-author: b2ct
+author: b2ct developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Read the installed packages
-  b2ct_installed_packages:
+  b2ct.cloud.installed_packages:
 
 - name: Install qemu when missing
   ansible.builtin.package:
