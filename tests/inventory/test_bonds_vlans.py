@@ -269,3 +269,16 @@ def test_a_network_on_another_ones_link_needs_a_vlan(bonded_copy: Path) -> None:
     )
     at = int(re.search(r"hosts\.yml:(\d+):", message).group(1))  # type: ignore[union-attr]
     assert "storage: {via: private" in (bonded_copy / HOSTS).read_text().splitlines()[at - 1], message
+
+
+def test_storage_network_gets_no_vnet_and_no_bridge_check() -> None:
+    """The storage network has no bridge: no OpenNebula vnet for it, and `b2ct check` expects no bridge
+    for it (the hosts hold its addresses on their VLAN or NIC)."""
+    from b2ct.check.expect import expectations
+    from b2ct.opennebula import plan
+
+    site = load(BONDED)
+    cloud = plan.build(site)
+    assert sorted(v.name for v in cloud.vnets) == ["private", "public"]
+    bridges = {b.network: b.bridge for b in expectations(site, site.host("svc1")).bridges}
+    assert bridges == {"private": "br-private", "public": "br-public"}
