@@ -56,7 +56,7 @@ DISK_SIZE = 2 * 1024**3  # sparse: costs nothing until written
 MAX_SLOTS = 200
 DEFAULT_HOSTS = ("svc1", "svc2", "wn1", "wn2")
 POWEROFF_WAIT = 10.0
-VM_POWEROFF_WAIT = 60.0  # systemd's shutdown under emulation
+VM_POWEROFF_WAIT = 30.0  # systemd's shutdown under emulation; then QEMU is ended (a power cut)
 BOOT_TIMEOUT = float(os.environ.get("B2CT_LAB_BOOT_TIMEOUT", "180"))
 # A QEMU guest boots under emulation: ~70 s alone, more beside other guests on a busy machine.
 VM_BOOT_TIMEOUT = float(os.environ.get("B2CT_LAB_VM_BOOT_TIMEOUT", "900"))
@@ -168,6 +168,19 @@ def _nspawn_pids_for(root: Path) -> list[int]:
         except OSError:
             continue
         if cmdline.startswith(b"systemd-nspawn\0") and needle in b"\0" + cmdline:
+            found.append(pid)
+    return found
+
+
+def _qemu_pids_named(name: str) -> list[int]:
+    needle = f"\0-name\0{name}\0".encode()
+    found = []
+    for pid in _pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"qemu-system-") and needle in cmdline:
             found.append(pid)
     return found
 
@@ -1113,6 +1126,12 @@ class Lab:
             for r in procs
             if r.id.startswith("vm:") and r.extra.get("pid")
         }
+        # A guest whose pid was never recorded (lab up killed right after the spawn): its command line
+        # names it exactly.
+        for r in procs:
+            if r.id.startswith("vm:") and not r.extra.get("pid"):
+                for pid in _qemu_pids_named(f"b2ct-{self.name}-{r.id.removeprefix('vm:')}"):
+                    vms[(pid, proc_start_time(pid))] = r
         vms = {k: r for k, r in vms.items() if alive(*k)}
         for r in vms.values():
             qmp = Path(self.dir / r.id.removeprefix("vm:") / "qmp.sock")
