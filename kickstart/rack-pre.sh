@@ -1,6 +1,7 @@
 # Identify this machine against the table above; for a machine the inventory does not know, ask the
 # operator on the console (class, hostname, network, disk), re-asking until every answer is valid.
-# Outputs: $OUT/network.ks, $OUT/storage.ks, $OUT/host.conf, %include'd by the kickstart.
+# Outputs: $OUT/network.ks, $OUT/storage.ks, $OUT/host.conf, %include'd by the kickstart. A known machine is
+# found by any of its MACs, bond members included.
 # B2CT_SYSFS, B2CT_OUT and B2CT_TTY exist so the tests can run this script outside the installer.
 set -u
 SYSFS=${B2CT_SYSFS:-/sys}
@@ -31,6 +32,7 @@ if [ -z "$host" ] && [ -r "$SYSFS/class/dmi/id/product_serial" ]; then
 fi
 if [ -n "$host" ]; then
   b2ct_write_known "$host"
+  b2ct_name_members "$OUT/network.ks" || exit 1
   echo "b2ct: this machine is $host (site $B2CT_SITE); installing unattended"
   exit 0
 fi

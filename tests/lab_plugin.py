@@ -8,7 +8,8 @@ Fixtures
   It is a ``b2ct.lab.core.Lab``: ``.inventory`` (inventory dir), ``.hosts`` (names), ``.ssh(host, cmd)``,
   ``.exec(host, cmd)`` (inside the host without ssh), ``.outsider_exec(cmd)``, ``.ip(host)``, ...
 - ``lab_factory`` (function): ``lab_factory(hosts=[...])`` or ``lab_factory(services=1, workers=2)`` starts
-  another lab for one test and takes it down after that test.
+  another lab for one test and takes it down after that test; ``bond=True``: its hosts are QEMU guests with
+  a bonded private network and a storage VLAN (``Lab.set_link`` cuts a member's cable).
 - ``make_lab`` (plain function, not a fixture): a context manager for module- or class-scoped fixtures
   of your own: ``with make_lab(workers=1) as lab: ...``.
 - ``cloud`` (session): a lab of its own made into the real cloud: every role deployed (OpenNebula 6.10
@@ -74,12 +75,14 @@ def make_lab(
     services: int | None = None,
     workers: int | None = None,
     bare: bool = False,
+    bond: bool = False,
 ) -> Iterator[Lab]:
-    """A lab for the duration of the block; always taken down, whatever happens inside."""
+    """A lab for the duration of the block; always taken down, whatever happens inside. ``bond``: hosts
+    are QEMU guests with a bonded private network and a storage VLAN (b2ct/lab/vm.py)."""
     _skip_unless_possible()
     reap_stale(LABEL)
     specs = plan_hosts(hosts, services, workers)
-    with running_lab(_unique_name(), specs, label=LABEL, owner_pid=os.getpid(), bare=bare) as lab:
+    with running_lab(_unique_name(), specs, label=LABEL, owner_pid=os.getpid(), bare=bare, bond=bond) as lab:
         yield lab
 
 
@@ -94,9 +97,13 @@ def lab_factory() -> Iterator[Callable[..., Lab]]:
     stack = contextlib.ExitStack()
 
     def factory(
-        hosts: Sequence[str] | None = None, *, services: int | None = None, workers: int | None = None
+        hosts: Sequence[str] | None = None,
+        *,
+        services: int | None = None,
+        workers: int | None = None,
+        bond: bool = False,
     ) -> Lab:
-        return stack.enter_context(make_lab(hosts, services=services, workers=workers))
+        return stack.enter_context(make_lab(hosts, services=services, workers=workers, bond=bond))
 
     with stack:
         yield factory

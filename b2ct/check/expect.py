@@ -49,7 +49,7 @@ def expectations(site: Site, host: Host) -> HostExpect:
     bridges = []
     for net_name, nic in sorted(host.nics.items()):
         net = site.networks.get(net_name)
-        if net is None:
+        if net is None or not net.bridged:  # the storage network has no bridge
             continue
         ip = ipaddress.IPv4Interface(f"{nic.ip}/{net.prefix}") if nic.ip else None
         bridges.append(BridgeExpect(net.bridge, net_name, ip, net.subnet))

@@ -4,6 +4,7 @@ from b2ct.inventory.load import HOST_SETTINGS, SITE_SETTINGS, load
 from b2ct.inventory.model import (
     RELEASES,
     Belle2,
+    Bond,
     Brick,
     GlusterVolume,
     Host,
@@ -22,6 +23,7 @@ __all__ = [
     "RELEASES",
     "SITE_SETTINGS",
     "Belle2",
+    "Bond",
     "Brick",
     "GlusterVolume",
     "Host",

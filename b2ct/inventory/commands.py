@@ -10,7 +10,7 @@ from rich.table import Table
 
 from b2ct.errors import B2ctError
 from b2ct.inventory.load import load
-from b2ct.inventory.model import Site
+from b2ct.inventory.model import Host, Nic, Site
 from b2ct.ui import console
 
 ENV_VAR = "B2CT_INVENTORY"
@@ -45,21 +45,32 @@ def resolve(path: Path | None) -> Path:
     )
 
 
+def _link(host: Host, nic: Nic) -> str:
+    """Where a host's network is: its address and its NIC, bond, or VLAN on another network's link."""
+    if nic.via is not None:
+        carrier = host.nics[nic.via]
+        link = f"VLAN {nic.vlan} on {carrier.bond.name if carrier.bond else carrier.mac}"
+    elif nic.bond is not None:
+        link = f"{nic.bond.name} {nic.bond.mode}: {', '.join(nic.bond.members)}"
+    else:
+        link = nic.mac if nic.vlan is None else f"VLAN {nic.vlan} on {nic.mac}"
+    return f"{nic.ip or 'dhcp'} ({link})"
+
+
 def summary(site: Site) -> Table:
     table = Table(title=f"site {site.name} — {site.release.description}", title_justify="left")
-    for col in ("host", "class", "private", "public", "disks", "serial"):
+    shown = ["private", "public"] + (["storage"] if "storage" in site.networks else [])
+    for col in ("host", "class", *shown, "disks", "serial"):
         table.add_column(col)
     for h in site.hosts:
-        nets = {n: (f"{nic.ip or 'dhcp'} ({nic.mac})") for n, nic in h.nics.items()}
+        nets = {n: _link(h, nic) for n, nic in h.nics.items()}
         disks = [f"system {h.install_disk}"]
         if h.ephemeral_disk:
             disks.append(f"ephemeral {h.ephemeral_disk} {h.ephemeral_fs}")
         if h.brick_disk:
             disks.append(f"brick {h.brick_disk}")
         klass = h.klass + (" + frontend" if h.frontend else "")
-        table.add_row(
-            h.name, klass, nets.get("private", ""), nets.get("public", "—"), ", ".join(disks), h.serial or ""
-        )
+        table.add_row(h.name, klass, *(nets.get(n, "—") for n in shown), ", ".join(disks), h.serial or "")
     return table
 
 

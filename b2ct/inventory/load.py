@@ -31,6 +31,7 @@ from b2ct.inventory.ansible_view import (
 from b2ct.inventory.model import (
     RELEASES,
     Belle2,
+    Bond,
     Brick,
     GlusterVolume,
     Host,
@@ -56,7 +57,9 @@ OPENNEBULA_COMPONENTS = {
 }
 # oned's information and virtualization drivers for KVM hosts (oned.conf/monitord.conf IM_MAD, VM_MAD).
 OPENNEBULA_HYPERVISORS = ("kvm", "qemu")
-NETWORK_NAMES = ("private", "public")
+NETWORK_NAMES = ("private", "public", "storage")
+# Hosts carry the storage network's address themselves (GlusterFS between hosts); VMs never attach to it.
+UNBRIDGED_NETWORKS = ("storage",)
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -251,9 +254,12 @@ def _networks(v: Val) -> dict[str, Network]:
     nets = _map(v, "b2ct_networks", NETWORK_NAMES)
     out: dict[str, Network] = {}
     bridges: dict[str, str] = {}
+    vlans: dict[int, str] = {}
     for name in nets:
         at = where(nets, name) or v.at
-        spec = _map(Val(nets[name], at), f"b2ct_networks.{name}", ("subnet", "gateway", "dns", "bridge"))
+        spec = _map(
+            Val(nets[name], at), f"b2ct_networks.{name}", ("subnet", "gateway", "dns", "bridge", "vlan")
+        )
         if "subnet" not in spec:
             _fail(f"b2ct_networks.{name}: missing subnet", at)
         sv = _child(spec, "subnet", at)
@@ -295,20 +301,41 @@ def _networks(v: Val) -> dict[str, Network]:
                         hint="give the address of a name server the hosts reach over the network",
                     )
                 dns.append(server)
-        bridge = f"br-{name}"
+        bridge = "" if name in UNBRIDGED_NETWORKS else f"br-{name}"
         if "bridge" in spec:
             bv = _child(spec, "bridge", at)
+            if name in UNBRIDGED_NETWORKS:
+                _fail(
+                    f"b2ct_networks.{name}: the {name} network has no bridge",
+                    bv.at,
+                    hint="it carries GlusterFS between the hosts, which hold its addresses themselves; "
+                    "virtual machines never attach to it",
+                )
             bridge = _str(bv, f"b2ct_networks.{name}.bridge")
             if not _IFNAME.match(bridge):
                 _fail(
                     f"b2ct_networks.{name}.bridge {bridge!r} is not a valid interface name (≤15 chars)", bv.at
                 )
-        if bridge in bridges:
+        if bridge and bridge in bridges:
             _fail(
                 f"b2ct_networks.{name}.bridge {bridge!r} is also the bridge of network {bridges[bridge]}", at
             )
         bridges[bridge] = name
-        out[str(name)] = Network(str(name), subnet, gateway, tuple(dns), bridge)
+        vlan = None
+        if spec.get("vlan") is not None:
+            vv = _child(spec, "vlan", at)
+            vlan = _int(vv, f"b2ct_networks.{name}.vlan")
+            problem = meaning.vlan_problem(vlan)
+            if problem:
+                _fail(f"b2ct_networks.{name}.vlan {vlan} {problem}", vv.at, hint="VLAN ids are 1-4094")
+            if vlan in vlans:
+                _fail(
+                    f"b2ct_networks.{name}.vlan {vlan} is also the VLAN of network {vlans[vlan]}",
+                    vv.at,
+                    hint="each network is its own VLAN",
+                )
+            vlans[vlan] = str(name)
+        out[str(name)] = Network(str(name), subnet, gateway, tuple(dns), bridge, vlan)
     if "private" not in out:
         _fail("b2ct_networks: missing network 'private' (every host has a private interface)", v.at)
     overlap = [
@@ -632,7 +659,10 @@ SITE_SETTINGS: dict[str, Setting] = {
     "b2ct_os_release": Setting(_release, "Target OS: " + ", ".join(RELEASES) + ".", required=True),
     "b2ct_repos": Setting(_repos, "Repository URLs by name; EL sites need `baseos` (the install tree)."),
     "b2ct_networks": Setting(
-        _networks, "`private` (required) and `public`: subnet, gateway, dns, bridge.", required=True
+        _networks,
+        "`private` (required), `public` and `storage`: subnet, gateway, dns, bridge (none on storage), "
+        "vlan (802.1Q id, 1-4094). With `storage`, GlusterFS uses the hosts' storage addresses.",
+        required=True,
     ),
     "b2ct_root_password_hash": Setting(
         _password_hash, "Root password as a crypt hash (`openssl passwd -6`)."
@@ -703,7 +733,12 @@ SITE_SETTINGS: dict[str, Setting] = {
 
 HOST_SETTINGS: dict[str, Setting] = {
     "b2ct_nics": Setting(
-        lambda v: v, "Per network (`private`, `public`): `mac` and `ip` (address or `dhcp`).", required=True
+        lambda v: v,
+        "Per network (`private`, `public`, `storage`): `ip` (address or `dhcp`) and where it is: `mac` (a "
+        "NIC), `bond` (`mode`, e.g. balance-alb; `members`: the NICs' MACs; `miimon` ms, default 100; "
+        "`name`, default bond0, bond1…) or `via` (another network whose NIC or bond carries it, tagged "
+        "with its vlan); `tagged: true` where the host's own port carries the network's vlan tagged.",
+        required=True,
     ),
     "b2ct_serial": Setting(_simple("b2ct_serial"), "DMI serial number, to recognise the machine at install."),
     "b2ct_install_disk": Setting(_simple("b2ct_install_disk"), "System disk (default sda)."),
@@ -797,6 +832,7 @@ def load(path: str | Path, vault_password_files: tuple[str | Path, ...] | list[s
         raise B2ctError("the inventory defines no hosts", where=source)
     _check_unique(hosts)
     volumes = _gluster(site_vars.get("b2ct_gluster_volumes"), hosts, site)
+    _check_storage(site, hosts, volumes)
     one = _replace(site.opennebula, vnets=_check_vnets(site, hosts))
     return _replace(site, hosts=tuple(hosts), gluster_volumes=volumes, opennebula=one)
 
@@ -1001,9 +1037,81 @@ def _build_host(name: str, at: str, groups: list[str], vars: dict[str, Val], sit
     )
 
 
+def _mac(host: str, v: Val) -> str:
+    mac = _str(v, "mac").strip()
+    if not _MAC.match(mac):
+        _fail(
+            f"host {host}: malformed MAC address {mac!r} (expected six hex pairs, e.g. 52:54:00:12:34:56)",
+            v.at,
+        )
+    mac = mac.lower().replace("-", ":")
+    problem = meaning.mac_problem(mac)
+    if problem:
+        _fail(f"host {host}: MAC address {mac} {problem}", v.at, hint="copy the NIC's address from its label")
+    return mac
+
+
+def _bond(host: str, net: str, v: Val) -> Bond:
+    """A bond as written (its name may be empty: the caller numbers the host's bonds)."""
+    prefix = f"host {host}: b2ct_nics.{net}.bond"
+    spec = _map(v, prefix, ("name", "mode", "members", "miimon"))
+    name = ""
+    if spec.get("name") not in (None, ""):
+        nv = _child(spec, "name", v.at)
+        name = _str(nv, f"{prefix}.name")
+        if not _IFNAME.match(name):
+            _fail(f"{prefix}.name {name!r} is not a valid interface name (≤15 chars)", nv.at)
+    if "mode" not in spec:
+        _fail(
+            f"{prefix}: missing mode",
+            v.at,
+            hint="e.g. mode: balance-alb (adaptive load balancing, no switch setup), active-backup, "
+            "802.3ad (LACP on the switch)",
+        )
+    mv = _child(spec, "mode", v.at)
+    written = _str(mv, f"{prefix}.mode")
+    mode = meaning.bond_mode(written)
+    if mode is None:
+        _fail(
+            f"{prefix}.mode {written!r} is not a mode of the Linux bonding driver"
+            f"{_suggest(written.lower(), list(meaning.BOND_MODES))}",
+            mv.at,
+            hint="one of " + ", ".join(f"{m} ({i})" for i, m in enumerate(meaning.BOND_MODES)),
+        )
+    if "members" not in spec:
+        _fail(f"{prefix}: missing members (the MACs of the bonded NICs)", v.at)
+    lv = _child(spec, "members", v.at)
+    items = _list(lv, f"{prefix}.members")
+    members: list[str] = []
+    members_at: list[str] = []
+    for i in range(len(items)):
+        iv = _item(items, i, lv.at)
+        mac = _mac(host, iv)
+        if mac in members:
+            _fail(f"{prefix}.members lists {mac} twice", iv.at)
+        members.append(mac)
+        members_at.append(iv.at)
+    if not members:
+        _fail(f"{prefix}.members is empty: a bond needs at least one NIC", lv.at)
+    miimon = 100
+    if spec.get("miimon") is not None:
+        iv = _child(spec, "miimon", v.at)
+        miimon = _int(iv, f"{prefix}.miimon")
+        if miimon == 0:
+            # bonding.rst: without miimon (or ARP monitoring, which b2ct does not set) link failures are
+            # not detected, so traffic keeps going to a dead member.
+            _fail(
+                f"{prefix}.miimon 0 turns link monitoring off: a failed member would never be noticed",
+                iv.at,
+                hint="the link check interval in ms; 100 is usual",
+            )
+    return Bond(name, mode, tuple(members), miimon, at=v.at, members_at=tuple(members_at))
+
+
 def _nics(host: str, v: Val, site: Site) -> dict[str, Nic]:
     spec = _map(v, f"host {host} b2ct_nics")
     out: dict[str, Nic] = {}
+    tagged_at: dict[str, str] = {}
     for net in spec:
         at = where(spec, net) or v.at
         if net not in site.networks:
@@ -1012,25 +1120,42 @@ def _nics(host: str, v: Val, site: Site) -> dict[str, Nic]:
                 f"{_suggest(str(net), list(site.networks))}",
                 at,
             )
-        nic = _map(Val(spec[net], at), f"host {host} b2ct_nics.{net}", ("mac", "ip"))
-        if "mac" not in nic:
-            _fail(f"host {host}: b2ct_nics.{net} needs a mac", at)
-        mv = _child(nic, "mac", at)
-        mac = _str(mv, "mac").strip()
-        if not _MAC.match(mac):
+        nic = _map(Val(spec[net], at), f"host {host} b2ct_nics.{net}", ("mac", "ip", "bond", "via", "tagged"))
+        given = [k for k in ("mac", "bond", "via") if k in nic]
+        if not given:
             _fail(
-                f"host {host}: malformed MAC address {mac!r} "
-                "(expected six hex pairs, e.g. 52:54:00:12:34:56)",
-                mv.at,
+                f"host {host}: b2ct_nics.{net} needs a mac",
+                at,
+                hint="or a bond (mode, members) of NICs, or `via: private` to ride tagged on the link of "
+                "another of the host's networks",
             )
-        mac = mac.lower().replace("-", ":")
-        problem = meaning.mac_problem(mac)
-        if problem:
+        if len(given) > 1:
             _fail(
-                f"host {host}: MAC address {mac} {problem}",
-                mv.at,
-                hint="copy the NIC's address from its label",
+                f"host {host}: b2ct_nics.{net} gives both {given[0]} and {given[1]}: a network is on one "
+                "NIC, one bond, or tagged on another network's link",
+                where(nic, given[1]) or at,
             )
+        mac, mac_at, bond, via = "", at, None, None
+        if "mac" in nic:
+            mv = _child(nic, "mac", at)
+            mac, mac_at = _mac(host, mv), mv.at
+        if "bond" in nic:
+            bond = _bond(host, str(net), _child(nic, "bond", at))
+            mac_at = bond.at
+        if "via" in nic:
+            vv = _child(nic, "via", at)
+            via = _str(vv, f"host {host} b2ct_nics.{net}.via")
+            mac_at = vv.at
+        if nic.get("tagged") is not None:
+            tv = _child(nic, "tagged", at)
+            if _bool(f"host {host} b2ct_nics.{net}.tagged")(tv):
+                tagged_at[str(net)] = tv.at
+            elif via is not None:
+                _fail(
+                    f"host {host}: b2ct_nics.{net} rides on {via}'s link, so it is tagged",
+                    tv.at,
+                    hint="drop tagged: false, or give the network a NIC of its own",
+                )
         ip = None
         ip_at = where(nic, "ip") or at
         if "ip" in nic:
@@ -1047,14 +1172,80 @@ def _nics(host: str, v: Val, site: Site) -> dict[str, Nic]:
                     _fail(f"host {host}: IP {ip} {problem}", iv.at, hint=f"one of {first}–{last}")
                 if network.gateway is not None and ip == network.gateway:
                     _fail(f"host {host}: IP {ip} is the {net} gateway", iv.at)
-        out[str(net)] = Nic(str(net), mac, ip, mac_at=mv.at, ip_at=ip_at)
+        out[str(net)] = Nic(str(net), mac, ip, mac_at=mac_at, ip_at=ip_at, bond=bond, via=via)
     if "private" not in out:
         _fail(f"host {host}: missing network 'private' in b2ct_nics", v.at)
+    return _links(host, out, tagged_at, site)
+
+
+def _links(host: str, nics: dict[str, Nic], tagged_at: dict[str, str], site: Site) -> dict[str, Nic]:
+    """Bond names, `via` and tags checked for meaning across the host's networks; VLAN ids resolved."""
+    bridges = {n.bridge: n.name for n in site.networks.values() if n.bridge}
+    names: dict[str, str] = {}
+    for nic in nics.values():
+        if nic.bond is not None and nic.bond.name:
+            name = nic.bond.name
+            if name in names:
+                _fail(f"host {host}: bond {name} is also the bond of network {names[name]}", nic.bond.at)
+            if name in bridges:
+                _fail(f"host {host}: bond name {name} is the bridge of network {bridges[name]}", nic.bond.at)
+            names[name] = nic.network
+    free = (f"bond{i}" for i in range(100) if f"bond{i}" not in names and f"bond{i}" not in bridges)
+    named = dict(nics)
+    for net in sorted(nics, key=NETWORK_NAMES.index):  # bonds numbered in a fixed order: bond0 first
+        bond = nics[net].bond
+        if bond is not None and not bond.name:
+            named[net] = _replace(nics[net], bond=_replace(bond, name=next(free)))
+    out: dict[str, Nic] = {}
+    for net, nic in named.items():
+        network = site.networks[net]
+        vlan = None
+        if nic.via is not None:
+            carrier = named.get(nic.via)
+            if carrier is None or nic.via == net:
+                _fail(
+                    f"host {host}: b2ct_nics.{net}.via {nic.via!r} is not another of this host's networks"
+                    f"{_suggest(nic.via, [n for n in named if n != net])}",
+                    nic.mac_at,
+                    hint="name the network whose NIC or bond carries this one, e.g. via: private",
+                )
+            if carrier.via is not None:
+                _fail(
+                    f"host {host}: b2ct_nics.{net} rides on {nic.via}, which itself rides on {carrier.via}",
+                    nic.mac_at,
+                    hint=f"via: {carrier.via}",
+                )
+            if network.vlan is None:
+                _fail(
+                    f"host {host}: b2ct_nics.{net} shares the link of {nic.via}, "
+                    f"but network {net} has no vlan",
+                    nic.mac_at,
+                    hint=f"give b2ct_networks.{net} a vlan id: networks on one link are told apart by their "
+                    "802.1Q tags",
+                )
+            vlan = network.vlan
+        elif net in tagged_at:
+            if network.vlan is None:
+                _fail(
+                    f"host {host}: b2ct_nics.{net} is tagged, but network {net} has no vlan",
+                    tagged_at[net],
+                    hint=f"give b2ct_networks.{net} a vlan id",
+                )
+            vlan = network.vlan
+        bond = (named[nic.via] if nic.via else nic).bond
+        if vlan is not None and bond is not None and len(f"{bond.name}.{vlan}") > meaning.IFNAME_MAX:
+            _fail(
+                f"host {host}: the VLAN interface {bond.name}.{vlan} of network {net} would be longer "
+                f"than {meaning.IFNAME_MAX} characters",
+                bond.at,
+                hint="give the bond a shorter name",
+            )
+        out[net] = _replace(nic, vlan=vlan)
     return out
 
 
 def _check_unique(hosts: list[Host]) -> None:
-    macs: dict[str, str] = {}
+    macs: dict[str, tuple[str, str]] = {}
     ips: dict[str, str] = {}
     serials: dict[str, str] = {}
     shorts: dict[str, str] = {}
@@ -1067,11 +1258,19 @@ def _check_unique(hosts: list[Host]) -> None:
             )
         shorts[h.short_name] = h.name
         for nic in h.nics.values():
-            if nic.mac in macs:
-                _fail(
-                    f"duplicate MAC {nic.mac}: host {h.name} and host {macs[nic.mac]}", nic.mac_at or h.where
-                )
-            macs[nic.mac] = h.name
+            ats = nic.bond.members_at if nic.bond is not None else (nic.mac_at,)
+            for mac, at in zip(nic.macs, ats, strict=False):
+                if mac in macs:
+                    other, net = macs[mac]
+                    if other == h.name:
+                        _fail(
+                            f"duplicate MAC {mac}: host {h.name} gives it for networks {net} "
+                            f"and {nic.network}",
+                            at or h.where,
+                            hint=f"one NIC carries two networks with via: {net} and a vlan",
+                        )
+                    _fail(f"duplicate MAC {mac}: host {h.name} and host {other}", at or h.where)
+                macs[mac] = (h.name, nic.network)
             if nic.ip is not None:
                 if str(nic.ip) in ips:
                     _fail(
@@ -1149,6 +1348,49 @@ def _gluster(v: Val | None, hosts: list[Host], site: Site) -> tuple[GlusterVolum
     return tuple(volumes)
 
 
+# The volume workers mount (b2ct/opennebula/plan.py IMAGE_VOLUME, playbooks/gluster.yml).
+IMAGE_VOLUME = "one-images"
+
+
+def _check_storage(site: Site, hosts: list[Host], volumes: tuple[GlusterVolume, ...]) -> None:
+    """With a storage network, GlusterFS runs over it (playbooks/gluster.yml): every brick host needs a
+    static address there, and every host that mounts a volume needs to reach those addresses."""
+    storage = site.networks.get("storage")
+    if storage is None or not volumes:
+        return
+    by_name = {h.name: h for h in hosts}
+    brick_hosts = {b.host: vol.name for vol in volumes for b in vol.bricks}
+    for name, vol in brick_hosts.items():
+        h = by_name[name]
+        nic = h.nics.get("storage")
+        if nic is None:
+            _fail(
+                f"host {name} holds bricks of volume {vol} but has no storage NIC: with a storage network, "
+                "GlusterFS peers talk over it",
+                h.origins.get("b2ct_nics", h.where),
+                hint="add b2ct_nics.storage, e.g. {via: private, ip: …} for a VLAN on the private link",
+            )
+        if nic.ip is None:
+            _fail(
+                f"host {name}: GlusterFS knows its peers by their storage address: give b2ct_nics.storage "
+                "a static ip, not dhcp",
+                nic.ip_at or h.where,
+            )
+    if storage.gateway is not None:
+        return  # routed: hosts without a storage NIC reach it through the gateway
+    images = any(vol.name == IMAGE_VOLUME for vol in volumes)
+    for h in hosts:
+        mounts = h.klass == "service" or images
+        if mounts and "storage" not in h.nics:
+            what = "the GlusterFS volumes" if h.klass == "service" else f"volume {IMAGE_VOLUME}"
+            _fail(
+                f"host {h.name} mounts {what} but has no storage NIC, and the storage network "
+                f"{storage.subnet} has no gateway to reach it through",
+                h.origins.get("b2ct_nics", h.where),
+                hint="add b2ct_nics.storage, or give b2ct_networks.storage a gateway",
+            )
+
+
 def _check_vnets(site: Site, hosts: list[Host]) -> tuple[OpenNebulaVnet, ...]:
     """Each vnet on a network of the inventory, on that network's bridge, leasing only free addresses."""
     out: list[OpenNebulaVnet] = []
@@ -1163,6 +1405,13 @@ def _check_vnets(site: Site, hosts: list[Host]) -> tuple[OpenNebulaVnet, ...]:
                 hint="one of " + ", ".join(site.networks),
             )
         net = site.networks[vnet.network]
+        if not net.bridged:
+            _fail(
+                f"{prefix}: network {net.name} has no bridge: virtual machines cannot attach to it",
+                vnet.at,
+                hint="vnets go on the bridged networks: "
+                + ", ".join(n for n in site.networks if n != net.name),
+            )
         bridge = vnet.bridge or net.bridge
         if bridges.get(bridge) != net.name:
             carries = f"carries network {bridges[bridge]}" if bridge in bridges else "is no inventory bridge"

@@ -1,8 +1,9 @@
 """What inventory values mean, beyond their form: each function returns what is wrong (or None) and, where
 one exists, the value the user most likely meant.
 
-Sources of the facts are given per function: IEEE 802 for MAC addresses, RFC 3021 for /31 links,
-libxcrypt's crypt(5) for password hash formats, the IANA tz database for time zones.
+Sources of the facts are given per function: IEEE 802 for MAC addresses, IEEE 802.1Q for VLAN ids, the
+kernel's bonding documentation for bond modes, RFC 3021 for /31 links, libxcrypt's crypt(5) for password
+hash formats, the IANA tz database for time zones.
 """
 
 from __future__ import annotations
@@ -30,6 +31,49 @@ def mac_problem(mac: str) -> str | None:
     if octets[0] & 1:
         return "is a multicast address (the first octet is odd), not a NIC's own"
     return None
+
+
+# ------------------------------------------------------------------------------------- VLANs and bonds
+
+
+def vlan_problem(vid: int) -> str | None:
+    """Why ``vid`` cannot be a network's VLAN id, or None.
+
+    IEEE 802.1Q: the id is 12 bits; 0 marks a priority-tagged frame of no VLAN and 4095 is reserved, so
+    networks use 1-4094.
+    """
+    if vid == 0:
+        return "is 0, which marks priority-tagged frames of no VLAN (IEEE 802.1Q)"
+    if vid == 4095:
+        return "is 4095, reserved by IEEE 802.1Q"
+    if not 1 <= vid <= 4094:
+        return "is outside the 802.1Q range 1-4094"
+    return None
+
+
+# The Linux bonding driver's modes, by number and name (Documentation/networking/bonding.rst, "mode").
+BOND_MODES = (
+    "balance-rr",
+    "active-backup",
+    "balance-xor",
+    "broadcast",
+    "802.3ad",
+    "balance-tlb",
+    "balance-alb",
+)
+
+
+def bond_mode(value: str) -> str | None:
+    """The bonding driver's name of mode ``value`` (a name, or its number 0-6 as in ``mode=6``), or None
+    when the driver has no such mode (Documentation/networking/bonding.rst)."""
+    text = value.strip().lower()
+    if text.isdigit() and int(text) < len(BOND_MODES):
+        return BOND_MODES[int(text)]
+    return text if text in BOND_MODES else None
+
+
+# Linux interface names: IFNAMSIZ is 16 bytes with the terminating NUL (include/uapi/linux/if.h).
+IFNAME_MAX = 15
 
 
 # -------------------------------------------------------------------------------------------- network

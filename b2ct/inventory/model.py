@@ -41,11 +41,16 @@ RELEASES: dict[str, Release] = {
 
 @dataclass(frozen=True)
 class Network:
-    name: str  # "private" or "public"
+    name: str  # "private", "public" or "storage"
     subnet: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address | None
     dns: tuple[ipaddress.IPv4Address, ...]
-    bridge: str
+    bridge: str  # "" for the storage network: hosts carry its address themselves, no VM attaches to it
+    vlan: int | None = None  # its 802.1Q VLAN id, where hosts reach it tagged
+
+    @property
+    def bridged(self) -> bool:
+        return bool(self.bridge)
 
     @property
     def prefix(self) -> int:
@@ -57,16 +62,42 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Bond:
+    """Channel bonding of a host's NICs (Linux bonding driver, Documentation/networking/bonding.rst)."""
+
+    name: str  # the bond interface, e.g. bond0
+    mode: str  # the driver's mode name, e.g. balance-alb (adaptive load balancing, mode 6)
+    members: tuple[str, ...]  # member NICs' permanent MACs, lower case, colon separated
+    miimon: int = 100  # link monitoring interval, ms
+    at: str = field(default="", compare=False)
+    members_at: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
 class Nic:
+    """How a host reaches one network: its own NIC (``mac``), a bond of NICs (``bond``), or tagged on the
+    link of another of its networks (``via``). ``vlan`` is the 802.1Q id the host tags the network's
+    traffic with, None where its switch port carries the network untagged."""
+
     network: str
-    mac: str  # lower case, colon separated
+    mac: str  # lower case, colon separated; "" for a bond or a `via` network
     ip: ipaddress.IPv4Address | None  # None: DHCP
     mac_at: str = field(default="", compare=False)  # file:line, for errors found after loading
     ip_at: str = field(default="", compare=False)
+    bond: Bond | None = None
+    via: str | None = None  # the network whose link carries this one
+    vlan: int | None = None
 
     @property
     def dhcp(self) -> bool:
         return self.ip is None
+
+    @property
+    def macs(self) -> tuple[str, ...]:
+        """The MACs of the NICs this network's own link is made of (none for a `via` network)."""
+        if self.bond is not None:
+            return self.bond.members
+        return (self.mac,) if self.mac else ()
 
 
 @dataclass(frozen=True)
@@ -93,7 +124,16 @@ class Host:
 
     @property
     def macs(self) -> list[str]:
-        return [nic.mac for nic in self.nics.values()]
+        """Every NIC's MAC, bond members included: any of them identifies the machine at install."""
+        return [mac for nic in self.nics.values() for mac in nic.macs]
+
+    def carrier(self, nic: Nic) -> Nic:
+        """The NIC entry whose link carries ``nic``: itself, or the network it rides on (``via``)."""
+        return self.nics[nic.via] if nic.via else nic
+
+    @property
+    def bonded(self) -> bool:
+        return any(nic.bond is not None for nic in self.nics.values())
 
     @property
     def address(self) -> str | None:

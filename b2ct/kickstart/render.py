@@ -24,6 +24,7 @@ from b2ct.inventory import RELEASES, Host, Site, load
 from b2ct.kickstart.validate import validate
 
 RACK_NAME = "ks.cfg"
+INCLUDE_NETWORK = "%include /tmp/b2ct/network.ks"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,19 +87,33 @@ def _host_context(site: Site, host: Host) -> dict[str, Any]:
     nics = []
     for nic in host.nics.values():
         net = site.networks[nic.network]
+        carrier = host.carrier(nic)
+        bond = None
+        if nic.bond is not None:
+            bond = {
+                "name": nic.bond.name,
+                "members": list(nic.bond.members),
+                "opts": f"mode={nic.bond.mode},miimon={nic.bond.miimon}",
+            }
         nics.append(
             {
                 "network": nic.network,
-                "mac": nic.mac,
+                "device": carrier.bond.name if carrier.bond is not None else carrier.mac,
+                "bond": bond,
+                "vlan": nic.vlan,
+                "bridge": net.bridge,
+                "via": nic.via,
                 "dhcp": nic.dhcp,
                 "ip": str(nic.ip) if nic.ip else "",
                 "netmask": net.netmask,
                 "gateway": str(net.gateway) if net.gateway else "",
                 "dns": ",".join(str(d) for d in net.dns),
                 "defroute": nic.network == defroute,
+                "hostname": host.name if nic.network == "private" else "",
             }
         )
-    nics.sort(key=lambda n: n["network"] != "private")  # private first: it carries the hostname
+    # private first (it carries the hostname); a network riding on another's link after that link
+    nics.sort(key=lambda n: (n["via"] is not None, n["network"] != "private"))
     return {
         "name": host.name,
         "short": host.short_name,
@@ -107,6 +122,8 @@ def _host_context(site: Site, host: Host) -> dict[str, Any]:
         "serial": host.serial,
         "disk": _disk(host.install_disk),
         "has_ephemeral": host.ephemeral_disk is not None,
+        "bonded": host.bonded,
+        "macs": host.macs,
         "nics": nics,
     }
 
@@ -151,7 +168,12 @@ def render(
         raise B2ctError("b2ct_repos has no 'baseos' URL to install from", where=site.source)
     env = _environment(templates)
     hosts = [_host_context(site, h) for h in site.hosts]
-    common = {"site": site, "rel": rel, "source": site.source}
+    common = {
+        "site": site,
+        "rel": rel,
+        "source": site.source,
+        "members_script": (templates / "bond-members.sh").read_text(encoding="utf-8").rstrip("\n"),
+    }
     files: dict[str, str] = {}
     try:
         host_tpl = env.get_template("host.ks.j2")
@@ -168,10 +190,21 @@ def render(
             defaults={"private": _net_defaults(site, "private"), "public": _net_defaults(site, "public")},
             pre_script=(templates / "rack-pre.sh").read_text(encoding="utf-8").rstrip("\n"),
         )
+        # A bonded host's network commands reach the installer through %pre and %include: validate the
+        # kickstart as the installer reads it then (members are still MACs: to pykickstart a name either way).
+        fragment = env.from_string('{% import "macros.j2" as m with context %}{{ m.network(h) }}')
+        readable = {
+            f"ks/{h['name']}.cfg": files[f"ks/{h['name']}.cfg"].replace(
+                f"{INCLUDE_NETWORK}\n", fragment.render(**common, h=h), 1
+            )
+            for h in hosts
+            if per_host and h["bonded"]
+        }
     except (jinja2.TemplateError, TypeError, KeyError, AttributeError) as exc:
         raise _template_error(exc, templates) from None
     by_path = {f"ks/{h.name}.cfg": h for h in site.hosts}
     for path, text in files.items():
+        text = readable.get(path, text)
         try:
             validate(text, rel["handler"], path)
         except B2ctError as exc:
@@ -266,6 +299,11 @@ def _inventory_values(site: Site, host: Host | None) -> list[tuple[str, str, str
         found.append((h.install_disk, "b2ct_install_disk", h.origins.get("b2ct_install_disk", h.where)))
         for nic in h.nics.values():
             found.append((nic.mac, f"{h.name} b2ct_nics.{nic.network}.mac", nic.mac_at))
+            if nic.bond is not None:
+                where = f"{h.name} b2ct_nics.{nic.network}.bond"
+                found.append((nic.bond.mode, f"{where}.mode", nic.bond.at))
+                members = zip(nic.bond.members, nic.bond.members_at, strict=False)
+                found += [(mac, f"{where}.members", at) for mac, at in members]
             if nic.ip:
                 found.append((str(nic.ip), f"{h.name} b2ct_nics.{nic.network}.ip", nic.ip_at))
     return [(text, setting, at) for text, setting, at in found if text and at]

@@ -15,6 +15,7 @@ from pykickstart.version import makeVersion
 from b2ct.errors import B2ctError
 
 _LINE = re.compile(r"line (\d+)")
+_DUPLICATE_DEVICE = re.compile(r"A network device with the name (\S+) has already been defined")
 
 
 @cache
@@ -55,9 +56,25 @@ def validate(text: str, handler: str, name: str) -> None:
             where = f"{name}:{line}" if line else name
             raise B2ctError(f"pykickstart {handler}: {message}", where=where) from None
     for w in caught:
+        if _vlan_on_a_device(w, parser.handler):
+            continue
         if issubclass(w.category, KickstartDeprecationWarning | KickstartParseWarning):
             message = " ".join(str(w.message).split())
             m = _LINE.search(message)
             where = f"{name}:{m.group(1)}" if m else name
             kind = "deprecated" if issubclass(w.category, KickstartDeprecationWarning) else "warning"
             raise B2ctError(f"pykickstart {handler} ({kind}): {message}", where=where)
+
+
+def _vlan_on_a_device(warning: warnings.WarningMessage, handler: Any) -> bool:
+    """Whether ``warning`` is pykickstart's duplicate-device warning about a device that only carries
+    VLANs besides its own network: pykickstart compares `network` commands by --device alone
+    (commands/network.py, FC3_NetworkData.__eq__), while anaconda makes another interface, <device>.<vlanid>,
+    for each --vlanid (pyanaconda/modules/network/nm_client.py, get_device_name_from_network_data). So
+    `network --device=bond0 …` and `network --device=bond0 --vlanid=20 …` are two interfaces; the same
+    device and VLAN twice stays an error."""
+    m = _DUPLICATE_DEVICE.search(str(warning.message))
+    if not m or not issubclass(warning.category, KickstartParseWarning):
+        return False
+    found = [str(nd.vlanid or "") for nd in handler.network.network if nd.device == m.group(1)]
+    return len(found) > 1 and len(set(found)) == len(found)

@@ -54,6 +54,12 @@ def up(
         "--opennebula/--no-opennebula",
         help="Serve OpenNebula's repository (without: the roles skip it).",
     ),
+    bond: bool = typer.Option(
+        False,
+        "--bond",
+        help="Hosts are QEMU guests with the private network on a bond of two NICs (balance-alb) and the "
+        "storage network as VLAN 20 on it (needs a kernel with bonding and 8021q in /boot).",
+    ),
 ) -> None:
     """Start the lab's hosts and write its inventory; prints the inventory path on stdout."""
     from b2ct.lab.core import Lab, plan_hosts
@@ -71,6 +77,7 @@ def up(
             bare=bare,
             opennebula=opennebula,
             opennebula_repo=opennebula_repo,
+            bond=bond,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,11 @@ Layout of one lab (slot S is unique among the labs on this machine, so several l
 
 Nothing routes out of the machine: the gateway namespace has no default route, and the root namespace
 does not forward. Every resource is recorded in the state file before it is created (see state.py).
+
+A bonded lab (``up(bond=True)``) runs its hosts as QEMU guests instead (b2ct/lab/vm.py), since bonds and
+VLANs need drivers a container cannot have when this machine's kernel lacks them: each host's private
+network on a bond (balance-alb) of two NICs, taps on the private bridge, and the storage network
+10.216.S.0/24 as VLAN 20 on that bond, as the kickstart of a bonded site installs them.
 """
 
 from __future__ import annotations
@@ -36,13 +41,16 @@ import yaml
 from b2ct import tools
 from b2ct.errors import B2ctError
 from b2ct.fsutil import atomic_write
-from b2ct.lab import guest, image, mirror, net
+from b2ct.lab import guest, image, mirror, net, vm
 from b2ct.lab.state import STATE_ROOT, LabState, Resource, alive, all_labs, lab_dir, locked, proc_start_time
 from b2ct.ui import info, step
 
 PRIVATE_NET = "10.213"
 PUBLIC_NET = "10.214"
 OUTSIDE_NET = "10.215"
+STORAGE_NET = "10.216"  # bonded labs: the storage network, tagged on the hosts' bonds
+STORAGE_VLAN = 20
+BOND_MODE = "balance-alb"  # adaptive load balancing, as the Naples cloud bonded: no switch setup needed
 HOST_OCTET = 254  # this machine's address on the lab bridges
 GW_OCTET = 1
 # Sparse: costs nothing until written. Room for a VM with 1 GiB volatile and swap disks on any datastore.
@@ -50,7 +58,11 @@ DISK_SIZE = 4 * 1024**3
 MAX_SLOTS = 200
 DEFAULT_HOSTS = ("svc1", "svc2", "wn1", "wn2")
 POWEROFF_WAIT = 10.0
+VM_POWEROFF_WAIT = 30.0  # systemd's shutdown under emulation; then QEMU is ended (a power cut)
 BOOT_TIMEOUT = float(os.environ.get("B2CT_LAB_BOOT_TIMEOUT", "180"))
+# A QEMU guest boots under emulation: ~70 s alone, more beside other guests on a busy machine.
+VM_BOOT_TIMEOUT = float(os.environ.get("B2CT_LAB_VM_BOOT_TIMEOUT", "900"))
+VM_SSH_TIMEOUT = 120  # seconds, for Ansible's connections to a guest
 
 _LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 _HOST_NAME = re.compile(r"^(svc|wn)([1-9][0-9]{0,2})$")
@@ -162,6 +174,19 @@ def _nspawn_pids_for(root: Path) -> list[int]:
     return found
 
 
+def _qemu_pids_named(name: str) -> list[int]:
+    needle = f"\0-name\0{name}\0".encode()
+    found = []
+    for pid in _pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"qemu-system-") and needle in cmdline:
+            found.append(pid)
+    return found
+
+
 def _kill(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
@@ -269,6 +294,9 @@ class Lab:
         )  # fmt: skip
 
     def exec_argv(self, host: str, cmd: Sequence[str]) -> list[str]:
+        if self.host(host).get("vm"):
+            # A QEMU guest has no namespaces on this machine to enter: its shell is reached over ssh.
+            return self.ssh_argv(host, shlex.join(cmd))
         pid = int(self.host(host).get("init_pid", 0))
         if not alive(pid, int(self.host(host).get("init_start", 0))):
             raise B2ctError(f"lab host {host} is not running", hint=f"b2ct lab up --name {self.name}")
@@ -301,6 +329,22 @@ class Lab:
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
+    def set_link(self, host: str, member: int, up: bool) -> str:
+        """Pull (``up=False``) or plug back the cable of a bonded host's ``member``-th bond member: its tap
+        goes down on this machine, so nothing passes, and the guest's NIC loses its carrier (QMP
+        set_link), which is what the bond's link monitoring sees. Returns the tap's name."""
+        h = self.host(host)
+        if not h.get("members"):
+            raise B2ctError(f"lab host {host} has no bond", hint="b2ct lab up --bond")
+        nic = h["members"][member]
+        if up:
+            net.run(["ip", "link", "set", nic["tap"], "up"])
+            vm.qmp(Path(h["qmp"]), "set_link", {"name": nic["id"], "up": True})
+        else:
+            vm.qmp(Path(h["qmp"]), "set_link", {"name": nic["id"], "up": False})
+            net.run(["ip", "link", "set", nic["tap"], "down"])
+        return str(nic["tap"])
+
     # -- status ----------------------------------------------------------------------------------------
     def status(self) -> list[HostStatus]:
         st = self.state()
@@ -332,6 +376,7 @@ class Lab:
         bare: bool = False,
         opennebula: bool = True,
         opennebula_repo: Path | None = None,
+        bond: bool = False,
     ) -> Lab:
         """Build (or reuse) the base image, start the hosts, wait for sshd, write the inventory.
 
@@ -339,12 +384,18 @@ class Lab:
         repository in the image (slower, but the install path of a site's first deploy).
         ``opennebula``: serve OpenNebula's apt repository (``opennebula_repo``, default
         ``mirror.default_repo()``) from the lab's gateway as a site mirror, and point the inventory
-        at it; without it the inventory tells the roles to skip OpenNebula's packages and services."""
+        at it; without it the inventory tells the roles to skip OpenNebula's packages and services.
+        ``bond``: hosts are QEMU guests whose private network is a bond of two NICs and whose storage
+        network is a VLAN on it (see the module's docstring); needs a kernel with those drivers in /boot."""
         specs = list(specs or plan_hosts())
         if os.geteuid() != 0:
             raise B2ctError("the lab needs root (network namespaces, loop devices, mounts)")
         for tool in ("systemd-nspawn", "ip", "losetup", "ssh", "ssh-keygen", "nsenter", "openssl"):
             tools.need(tool)
+        guest_kernel = None
+        if bond:
+            vm.check_tools()
+            guest_kernel = vm.kernel()  # before anything is created: a clear error without one
         repo = (opennebula_repo or mirror.default_repo()) if opennebula else None
         if repo is not None:
             # Bad input fails here, before an image is built or anything is created.
@@ -372,7 +423,7 @@ class Lab:
             with step(
                 f"lab {self.name}: {len(specs)} hosts on slot {st.slot} ({PRIVATE_NET}.{st.slot}.0/24)"
             ):
-                self._up(st, specs, base / "rootfs", repo)
+                self._up(st, specs, base / "rootfs", repo, guest_kernel)
         except BaseException:
             if keep_on_failure:
                 info(f"[yellow]lab {self.name} kept; `b2ct lab down --name {self.name}` removes it[/yellow]")
@@ -383,7 +434,14 @@ class Lab:
             raise
         return self
 
-    def _up(self, st: LabState, specs: list[HostSpec], lower: Path, repo: Path | None) -> None:
+    def _up(
+        self,
+        st: LabState,
+        specs: list[HostSpec],
+        lower: Path,
+        repo: Path | None,
+        guest_kernel: tuple[Path, Path, str] | None = None,
+    ) -> None:
         s = st.slot
         services = [sp for sp in specs if sp.kind == "service"]
         with step("keys and networks"):
@@ -428,6 +486,16 @@ class Lab:
             if sp.kind == "service":
                 h["public_ip"] = f"{PUBLIC_NET}.{s}.{sp.octet}"
                 h["public_mac"] = _mac(s, 2, sp.octet)
+            if guest_kernel is not None:
+                kernel, initrd, version = guest_kernel
+                h.update(vm=True, netns="", kernel=str(kernel), initrd=str(initrd), kernel_version=version)
+                # two NICs on the private bridge, bonded; their taps are the cables the tests pull
+                h["members"] = [
+                    {"id": f"m{i}", "mac": _mac(s, net_id, sp.octet), "tap": f"b2s{s}h{sp.octet}{tap}"}
+                    for i, (net_id, tap) in enumerate(((1, "p"), (3, "q")))
+                ]
+                h["bond"] = "bond0"
+                h["storage_ip"] = f"{STORAGE_NET}.{s}.{sp.octet}"
             hosts[sp.name] = h
         st.hosts = hosts
         st.save()
@@ -561,17 +629,45 @@ class Lab:
         disk = hdir / ("brick.img" if h["kind"] == "service" else "ephemeral.img")
         with open(disk, "wb") as fh:
             fh.truncate(DISK_SIZE)
+        h["disk_var"] = "b2ct_brick_disk" if h["kind"] == "service" else "b2ct_ephemeral_disk"
+        if h.get("vm"):
+            self._prepare_vm(st, name, h, root, disk, bridges)
+            return
         res = st.intend("loop", str(disk), host=name)
         dev = net.run(["losetup", "--find", "--show", str(disk)]).stdout.strip()
         st.created_(res, dev=dev)
         h["disk"] = dev
-        h["disk_var"] = "b2ct_brick_disk" if h["kind"] == "service" else "b2ct_ephemeral_disk"
         self._netns(st, h["netns"])
         s = st.slot
         octet = int(h["ip"].rsplit(".", 1)[1])
         self._veth(st, f"b2s{s}h{octet}p", bridges["private"], h["netns"], "eth0", h["mac"])
         if h["kind"] == "service":
             self._veth(st, f"b2s{s}h{octet}u", bridges["public"], h["netns"], "eth1", h["public_mac"])
+        st.save()
+
+    def _prepare_vm(
+        self, st: LabState, name: str, h: dict[str, Any], root: Path, disk: Path, bridges: dict[str, str]
+    ) -> None:
+        """A QEMU guest's root image (its customised overlay, with the kernel's modules) and NICs."""
+        hdir = Path(h["dir"])
+        res = st.intend("file", str(hdir / "root.img"), host=name)
+        vm.make_root_image(root, hdir / "root.img", h["kernel_version"])
+        st.created_(res)
+        h["disk_file"] = str(disk)
+        h["disk"] = "/dev/vdb"  # the second virtio disk, as the guest sees it
+        nics = [*h["members"]]
+        if "public_ip" in h:
+            nics.append({"id": "pub", "mac": h["public_mac"], "tap": f"b2s{st.slot}h{_octet(h)}u"})
+        for nic in nics:
+            res = st.intend("tap", nic["tap"])
+            if net.link_exists(nic["tap"]):
+                raise B2ctError(
+                    f"network interface {nic['tap']} already exists", hint="another lab uses this slot?"
+                )
+            bridge = bridges["public" if nic["id"] == "pub" else "private"]
+            vm.add_tap(nic["tap"], bridge)
+            st.created_(res)
+        h["nics"] = nics
         st.save()
 
     def _customise(self, st: LabState, name: str, h: dict[str, Any], root: Path) -> None:
@@ -611,11 +707,14 @@ class Lab:
         # files with a bridge (.netdev) that enslaves the same MAC.
         netdir = root / "etc/systemd/network"
         netdir.mkdir(parents=True, exist_ok=True)
-        (netdir / "10-b2ct-private.network").write_text(
-            f"[Match]\nMACAddress={h['mac']}\n\n[Network]\nAddress={h['ip']}/24\n"
-            f"Gateway={PRIVATE_NET}.{s}.{GW_OCTET}\nDNS={PRIVATE_NET}.{s}.{GW_OCTET}\nLinkLocalAddressing=no\n"
-            "IPv6AcceptRA=no\n"
-        )
+        if h.get("members"):
+            _bond_files(netdir, h, s)
+        else:
+            (netdir / "10-b2ct-private.network").write_text(
+                f"[Match]\nMACAddress={h['mac']}\n\n[Network]\nAddress={h['ip']}/24\n"
+                f"Gateway={PRIVATE_NET}.{s}.{GW_OCTET}\nDNS={PRIVATE_NET}.{s}.{GW_OCTET}\n"
+                "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+            )
         if "public_ip" in h:
             (netdir / "11-b2ct-public.network").write_text(
                 f"[Match]\nMACAddress={h['public_mac']}\n\n[Network]\nAddress={h['public_ip']}/24\n"
@@ -638,6 +737,9 @@ class Lab:
         return path
 
     def _boot(self, st: LabState, name: str, h: dict[str, Any]) -> None:
+        if h.get("vm"):
+            self._boot_vm(st, name, h)
+            return
         root = Path(h["root"])
         argv = [
             "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
@@ -672,9 +774,34 @@ class Lab:
         h["nspawn_pid"] = proc.pid
         st.save()
 
+    def _boot_vm(self, st: LabState, name: str, h: dict[str, Any]) -> None:
+        """Start the QEMU guest; its process stands for the host's init (alive, power off, status)."""
+        hdir = Path(h["dir"])
+        qmp = hdir / "qmp.sock"
+        qmp.unlink(missing_ok=True)
+        argv = vm.argv(
+            name=f"b2ct-{self.name}-{name}",
+            kernel_image=Path(h["kernel"]),
+            initrd=Path(h["initrd"]),
+            root_image=hdir / "root.img",
+            disk=Path(h["disk_file"]),
+            nics=h["nics"],
+            qmp=qmp,
+            console=hdir / "console.log",
+        )
+        res = st.intend("process", f"vm:{name}", host=name)
+        with open(hdir / "qemu.log", "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        start = proc_start_time(proc.pid)
+        st.created_(res, pid=proc.pid, start=start)
+        h.update(init_pid=proc.pid, init_start=start, qmp=str(qmp))
+        st.save()
+
     def _wait_init(self, st: LabState, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + 30
-        pending = {n: h for n, h in st.hosts.items() if names is None or n in names}
+        pending = {n: h for n, h in st.hosts.items() if (names is None or n in names) and not h.get("vm")}
         while pending:
             for name, h in list(pending.items()):
                 pid = _container_init(int(h["nspawn_pid"]))
@@ -693,7 +820,9 @@ class Lab:
         st.save()
 
     def _wait_ssh(self, st: LabState, names: Sequence[str] | None = None) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT
+        vms = any(h.get("vm") for n, h in st.hosts.items() if names is None or n in names)
+        timeout = VM_BOOT_TIMEOUT if vms else BOOT_TIMEOUT
+        deadline = time.monotonic() + timeout
         self._write_known_hosts(st)
         pending = set(names if names is not None else st.hosts)
         running: dict[str, subprocess.Popen[bytes]] = {}
@@ -722,7 +851,7 @@ class Lab:
                 for p in running.values():
                     p.kill()
                 raise B2ctError(
-                    f"sshd did not answer within {BOOT_TIMEOUT:.0f}s on {', '.join(sorted(pending))}",
+                    f"sshd did not answer within {timeout:.0f}s on {', '.join(sorted(pending))}",
                     hint="see console.log in the host's directory under " + str(self.dir),
                 )
             time.sleep(0.2)
@@ -748,6 +877,16 @@ class Lab:
             }
             if "public_ip" in h:
                 hv["b2ct_nics"]["public"] = {"mac": h["public_mac"], "ip": h["public_ip"]}
+            if h.get("vm"):
+                # sshd of an emulated guest on a busy machine can take longer than the deploy's default
+                hv["ansible_ssh_timeout"] = VM_SSH_TIMEOUT
+            if h.get("members"):
+                # as a bonded site writes it: the private network on a bond, storage tagged on it
+                hv["b2ct_nics"]["private"] = {
+                    "bond": {"mode": BOND_MODE, "members": [m["mac"] for m in h["members"]]},
+                    "ip": h["ip"],
+                }
+                hv["b2ct_nics"]["storage"] = {"via": "private", "ip": h["storage_ip"]}
             hv[h["disk_var"]] = h["disk"]
             groups[h["kind"]][name] = hv
             if "frontend" in h["groups"]:
@@ -800,6 +939,9 @@ class Lab:
                 "stratum1_urls": ["http://cvmfs-stratum-one.cern.ch:8000/cvmfs"],
             },
         }
+        if any(h.get("members") for h in st.hosts.values()):
+            networks: dict[str, Any] = all_doc["b2ct_networks"]  # type: ignore[assignment]
+            networks["storage"] = {"subnet": f"{STORAGE_NET}.{s}.0/24", "vlan": STORAGE_VLAN}
         all_doc.update(self._opennebula_settings(st))
         inv = self.inventory
         (inv / "group_vars").mkdir(parents=True, exist_ok=True)
@@ -816,10 +958,7 @@ class Lab:
             "known_hosts": str(self.known_hosts),
             "host_ip": self.host_ip,
             "outsider": st.outsider,
-            "hosts": {
-                n: {k: h.get(k) for k in ("groups", "ip", "mac", "netns", "disk", "public_ip", "public_mac")}
-                for n, h in st.hosts.items()
-            },
+            "hosts": {n: _meta(h) for n, h in st.hosts.items()},
         }
         atomic_write(self.dir / "lab.json", json.dumps(meta, indent=1) + "\n")
 
@@ -873,6 +1012,8 @@ class Lab:
             h.pop("init_pid", None)
             h.pop("init_start", None)
             st.save()
+            if h.get("vm"):
+                return  # a guest's links die with it; its taps stay, as a cable stays plugged in
             keep = {"lo", "eth0", "eth1"}
             links = net.run(["ip", "-n", h["netns"], "-o", "link", "show"], check=False).stdout
             for line in links.splitlines():
@@ -903,6 +1044,8 @@ class Lab:
         self.host(host)  # an unknown name is refused before anything stops
         st = self.state()
         h = st.hosts[host]
+        if h.get("vm"):
+            raise B2ctError(f"lab host {host} is a QEMU guest: reinstalling it is not supported")
         root, hdir = Path(h["root"]), Path(h["dir"])
         lower = _overlay_lower(root)
         errors: list[str] = []
@@ -983,9 +1126,45 @@ class Lab:
                 continue
             st.forget(r)
 
+    def _stop_vms(self, procs: list[Resource], errors: list[str]) -> None:
+        """Power the QEMU guests off through their monitors (ACPI, systemd shuts down), then end the
+        QEMU processes that are still there by pid."""
+        vms = {
+            (int(r.extra["pid"]), int(r.extra.get("start", 0))): r
+            for r in procs
+            if r.id.startswith("vm:") and r.extra.get("pid")
+        }
+        # A guest whose pid was never recorded (lab up killed right after the spawn): its command line
+        # names it exactly.
+        for r in procs:
+            if r.id.startswith("vm:") and not r.extra.get("pid"):
+                for pid in _qemu_pids_named(f"b2ct-{self.name}-{r.id.removeprefix('vm:')}"):
+                    vms[(pid, proc_start_time(pid))] = r
+        vms = {k: r for k, r in vms.items() if alive(*k)}
+        for r in vms.values():
+            qmp = Path(self.dir / r.id.removeprefix("vm:") / "qmp.sock")
+            with contextlib.suppress(B2ctError):
+                vm.qmp(qmp, "system_powerdown", timeout=2)
+        deadline = time.monotonic() + VM_POWEROFF_WAIT
+        while time.monotonic() < deadline and any(alive(*k) for k in vms):
+            for pid, _ in vms:
+                _reap(pid)
+            time.sleep(0.2)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid, start in vms:
+                if alive(pid, start):
+                    _kill(pid, sig)
+            time.sleep(0.5)
+            for pid, _ in vms:
+                _reap(pid)
+        left = [pid for pid, start in vms if alive(pid, start)]
+        if left:
+            errors.append(f"QEMU processes still alive: {left}")
+
     def _stop_containers(self, st: LabState, errors: list[str], only: str | None = None) -> None:
         mine = [r for r in st.resources if only is None or r.extra.get("host") == only]
         procs = [r for r in mine if r.kind == "process" and not r.id.startswith("service:")]
+        self._stop_vms(procs, errors)
         roots = {Path(r.id) for r in mine if r.kind == "mount"}
         nspawns = {
             (int(r.extra["pid"]), int(r.extra.get("start", 0)))
@@ -1033,7 +1212,8 @@ class Lab:
             errors.append(f"processes still alive: {sorted(set(left))}")
             return
         for r in procs:
-            st.forget(r)
+            if not alive(int(r.extra.get("pid", 0)), int(r.extra.get("start", 0))):
+                st.forget(r)
 
     def _remove_dir(self, st: LabState | None) -> None:
         d = self.dir
@@ -1130,7 +1310,7 @@ def _remove(res: Resource) -> None:
         left = net.loops_for(Path(res.id))
         if left:
             raise B2ctError(f"loop device(s) {', '.join(left)} still attached to {res.id}")
-    elif res.kind == "veth" or res.kind == "bridge":
+    elif res.kind in ("veth", "bridge", "tap"):
         if net.link_exists(res.id):
             net.run(["ip", "link", "delete", res.id])
     elif res.kind == "netns":
@@ -1195,6 +1375,41 @@ ExecStart=/bin/mount --bind /run/b2ct-lab/sysfs/devices/virtual/net /sys/devices
 [Install]
 WantedBy=sysinit.target
 """
+
+
+_META = ("groups", "ip", "mac", "netns", "disk", "public_ip", "public_mac")
+_VM_META = ("vm", "members", "bond", "storage_ip")  # bonded labs only
+
+
+def _meta(h: dict[str, Any]) -> dict[str, Any]:
+    """What lab.json tells tests of a host."""
+    return {k: h.get(k) for k in _META} | {k: h[k] for k in _VM_META if k in h}
+
+
+def _octet(h: dict[str, Any]) -> int:
+    return int(h["ip"].rsplit(".", 1)[1])
+
+
+def _bond_files(netdir: Path, h: dict[str, Any], slot: int) -> None:
+    """A bonded host's network as its installation leaves it (the kickstart's bond and VLAN): the two
+    members in bond0 (balance-alb), the private address on the bond, the storage address on VLAN 20 over
+    it. Members match by permanent MAC: an enslaved NIC may carry the bond's. The kvm_host role's files
+    (05-b2ct-*) sort first and replace these with the bridge over the bond."""
+    members = " ".join(m["mac"] for m in h["members"])
+    bond, vlan = h["bond"], f"{h['bond']}.{STORAGE_VLAN}"
+    files = {
+        "10-b2ct-bond.netdev": f"[NetDev]\nName={bond}\nKind=bond\nMACAddress={h['members'][0]['mac']}\n\n"
+        f"[Bond]\nMode={BOND_MODE}\nMIIMonitorSec=100ms\n",
+        "10-b2ct-bond-members.network": f"[Match]\nPermanentMACAddress={members}\n\n[Network]\nBond={bond}\n",
+        "10-b2ct-private.network": f"[Match]\nName={h['bond']}\n\n[Network]\nAddress={h['ip']}/24\n"
+        f"Gateway={PRIVATE_NET}.{slot}.{GW_OCTET}\nDNS={PRIVATE_NET}.{slot}.{GW_OCTET}\nVLAN={vlan}\n"
+        "LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        "10-b2ct-storage.netdev": f"[NetDev]\nName={vlan}\nKind=vlan\n\n[VLAN]\nId={STORAGE_VLAN}\n",
+        "10-b2ct-storage.network": f"[Match]\nName={vlan}\n\n[Network]\nAddress={h['storage_ip']}/24\n"
+        "LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+    }
+    for file, text in files.items():
+        (netdir / file).write_text(text)
 
 
 def _free_slot() -> int:
@@ -1293,13 +1508,15 @@ def running_lab(
     label: str = "",
     owner_pid: int | None = None,
     bare: bool = False,
+    bond: bool = False,
 ) -> Iterator[Lab]:
-    """A lab for the duration of a ``with`` block; taken down on exit, also on error or Ctrl-C."""
+    """A lab for the duration of a ``with`` block; taken down on exit, also on error or Ctrl-C.
+    ``bond``: bonded QEMU guests (Lab.up)."""
     lab = Lab(name)
     if lab.exists():
         lab.down()
     try:
-        lab.up(specs, label=label, owner_pid=owner_pid, bare=bare)
+        lab.up(specs, label=label, owner_pid=owner_pid, bare=bare, bond=bond)
         yield lab
     finally:
         lab.down()

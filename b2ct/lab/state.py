@@ -23,7 +23,7 @@ from b2ct.fsutil import atomic_write
 STATE_ROOT = Path(os.environ.get("B2CT_LAB_STATE", "/var/lib/b2ct/lab"))
 
 # Kinds of resources, in the order `lab up` creates them; `lab down` walks the list backwards.
-KINDS = ("dir", "bridge", "netns", "veth", "file", "loop", "mount", "cgroup", "process")
+KINDS = ("dir", "bridge", "netns", "veth", "tap", "file", "loop", "mount", "cgroup", "process")
 
 
 @dataclass

@@ -205,7 +205,12 @@ def build(site: Site) -> CloudPlan:
         for v in one.vnets
     ]
     covered = {v.network for v in one.vnets}
-    vnets += [_default_vnet(site, name) for name in site.networks if name not in covered]
+    # The storage network has no bridge: hosts hold its addresses, VMs never attach to it.
+    vnets += [
+        _default_vnet(site, name)
+        for name, net in site.networks.items()
+        if net.bridged and name not in covered
+    ]
 
     hooks: tuple[HookSpec, ...] = ()
     failure = site.opennebula.host_failure

@@ -125,7 +125,7 @@ def test_bridges_tag_runs_the_bridge_tasks(lab) -> None:  # type: ignore[no-unty
     result = run(lab.inventory, limit="svc1", tags="kvm_host_bridges")
     _assert_ok(result)
     ran = {e["task"] for e in result.events if e["event"] == "runner_on_ok" and e.get("host") == "svc1"}
-    live = "Check that each NIC is its bridge's port and the bridge has the address"
+    live = "Check that each NIC, bond, VLAN and bridge is where it belongs, with its address"
     assert {"Write the bridge devices", live} <= ran, sorted(ran)
     assert result.hosts["svc1"].changed == 0, result.changed_tasks()
 
