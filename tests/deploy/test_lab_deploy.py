@@ -186,7 +186,8 @@ def test_datastore_disk_kept_refused_and_forced(lab) -> None:  # type: ignore[no
 
     # a disk with another filesystem is refused, with a message naming the disk and the filesystem
     disk = _sh(lab, "wn2", f"findmnt -no SOURCE {DATASTORE}")
-    _sh(lab, "wn2", f"umount {DATASTORE} && mkfs.ext2 -q -F {disk}")
+    # -R: the image datastore (GlusterFS) is mounted inside it on workers
+    _sh(lab, "wn2", f"umount -R {DATASTORE} && mkfs.ext2 -q -F {disk}")
     refused = run(lab.inventory, limit="wn2", tags="ephemeral_storage")
     assert refused.failed_hosts == ["wn2"]
     assert f"refusing to format {disk}" in refused.hosts["wn2"].error
