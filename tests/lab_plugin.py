@@ -159,6 +159,22 @@ class Cloud:
     def host_states(self) -> dict[str, int]:
         return {str(h.NAME): int(h.STATE) for h in self.one().hostpool.info().HOST}
 
+    def terminate(self, *vmids: int, timeout: float = 180) -> None:
+        """``terminate-hard`` each VM and wait until oned has it DONE: a VM still in EPILOG sits on its host,
+        and the next test's drain would find it there."""
+        one = self.one()
+        for vmid in vmids:
+            with contextlib.suppress(Exception):  # already DONE, or never deployed and gone at once
+                one.vm.action("terminate-hard", vmid)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = {v: int(one.vm.info(v).STATE) for v in vmids}
+            if all(s == 6 for s in left.values()):  # VM_STATE DONE (vm.xsd)
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"VMs not DONE {timeout:.0f}s after terminate-hard: {left}")
+            time.sleep(1)
+
     def wait_monitored(self, hosts: Sequence[str] | None = None, timeout: float = 180) -> None:
         """Until oned reports every host (default: the cloud's) MONITORED; fails naming the states seen."""
         want = set(hosts or self.hosts)

@@ -55,6 +55,25 @@ def _vms(one: Any, endpoint: str, hid: int, name: str) -> list[int]:
         return [int(i) for i in one.host.info(hid).VMS.ID]
 
 
+def _running(one: Any, endpoint: str, vm: int) -> bool:
+    """Only a RUNNING VM can be migrated or rescheduled; one booting, migrating or being shut down is
+    waited for (oned refuses the action with "Wrong state")."""
+    with api_errors(endpoint, f"reading VM {vm}"):
+        info = one.vm.info(vm)
+    return (int(info.STATE), int(info.LCM_STATE)) == (VM_ACTIVE, LCM_RUNNING)
+
+
+def _targets(one: Any, endpoint: str, hid: int, name: str) -> tuple[str, list[Any]]:
+    """(cluster name, the other MONITORED hosts of ``name``'s cluster)."""
+    with api_errors(endpoint, f"choosing where the VMs of {name} go"):
+        me = one.host.info(hid)
+        return str(me.CLUSTER), [
+            h
+            for h in one.hostpool.info().HOST
+            if h.CLUSTER_ID == me.CLUSTER_ID and hid != h.ID and h.STATE == HOST_MONITORED
+        ]
+
+
 def drain(
     one: Any,
     endpoint: str,
@@ -68,32 +87,38 @@ def drain(
 ) -> None:
     """Disable ``name`` and wait until no VM runs there (``timeout`` seconds; B2ctError after it, the host
     left disabled). With ``live_migrate`` its VMs move, running, to another enabled host of the same
-    cluster first; with ``flush`` they are rescheduled (cold migration); with neither, they must end."""
+    cluster first; with ``flush`` they are rescheduled (cold migration); with neither, they must end. A VM
+    that is not RUNNING yet (booting, already migrating, being terminated) is acted on once it is; with no
+    other enabled host in the cluster the VMs can go nowhere and are waited for."""
     hid = disable(one, endpoint, name)
-    vms = _vms(one, endpoint, hid, name)
-    if vms and flush:
-        for vm in vms:
-            say(f"{name}: rescheduling VM {vm} (cold migration to another host of its cluster)")
-            with api_errors(endpoint, f"rescheduling VM {vm} away from {name}"):
-                one.vm.action("resched", vm)
-    if vms and live_migrate:
-        with api_errors(endpoint, f"choosing a live-migration target for {name}"):
-            me = one.host.info(hid)
-            targets = [
-                h
-                for h in one.hostpool.info().HOST
-                if h.CLUSTER_ID == me.CLUSTER_ID and hid != h.ID and h.STATE == HOST_MONITORED
-            ]
-        if not targets:
-            say(f"{name}: no other enabled host in cluster {me.CLUSTER}: waiting for its VMs to end")
-        else:
-            for i, vm in enumerate(vms):
-                target = targets[i % len(targets)]
-                say(f"{name}: live-migrating VM {vm} to {target.NAME}")
-                with api_errors(endpoint, f"live-migrating VM {vm} from {name} to {target.NAME}"):
-                    one.vm.migrate(vm, target.ID, True, True, -1, 0)
+    moved: set[int] = set()
+    alone_said = False
     deadline = time.monotonic() + timeout
-    while vms:
+    while True:
+        vms = _vms(one, endpoint, hid, name)
+        if not vms:
+            return
+        todo = [
+            vm for vm in vms if vm not in moved and (live_migrate or flush) and _running(one, endpoint, vm)
+        ]
+        if todo:
+            cluster, targets = _targets(one, endpoint, hid, name)
+            if not targets:
+                if not alone_said:
+                    say(f"{name}: no other enabled host in cluster {cluster}: waiting for its VMs to end")
+                    alone_said = True
+            else:
+                for i, vm in enumerate(todo):
+                    if live_migrate:
+                        target = targets[i % len(targets)]
+                        say(f"{name}: live-migrating VM {vm} to {target.NAME}")
+                        with api_errors(endpoint, f"live-migrating VM {vm} from {name} to {target.NAME}"):
+                            one.vm.migrate(vm, target.ID, True, True, -1, 0)
+                    else:
+                        say(f"{name}: rescheduling VM {vm} (cold migration to another host of its cluster)")
+                        with api_errors(endpoint, f"rescheduling VM {vm} away from {name}"):
+                            one.vm.action("resched", vm)
+                    moved.add(vm)
         if time.monotonic() > deadline:
             raise B2ctError(
                 f"host {name} still runs VM(s) {', '.join(map(str, vms))} after {timeout:.0f}s",
@@ -101,4 +126,3 @@ def drain(
                 hint="the host stays disabled; retry later or migrate them by hand",
             )
         time.sleep(poll)
-        vms = _vms(one, endpoint, hid, name)

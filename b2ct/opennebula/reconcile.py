@@ -212,7 +212,14 @@ class Reconciler:
             self._do(Change("hook", spec.name, "create"), self.one.hook.allocate, render(spec.template))
             return
         want = {k: v for k, v in spec.template.items() if k != "NAME"}
-        diff = _differs(want, template_dict(hook))
+        if str(getattr(hook, "TYPE", want["TYPE"])) != want["TYPE"]:
+            raise B2ctError(
+                f"hook {spec.name} (id {hook.ID}) is a {hook.TYPE} hook, not a {want['TYPE']} hook",
+                where=self.endpoint,
+                hint=f"a hook's type cannot be updated: remove it (onehook delete {hook.ID}) and run again",
+            )
+        # oned keeps TYPE beside the template (<HOOK><TYPE>), not inside it: compare the rest.
+        diff = _differs({k: v for k, v in want.items() if k != "TYPE"}, template_dict(hook))
         if diff:
             # A hook's template is replaced whole (update type 0): its keys are all ours.
             self._do(

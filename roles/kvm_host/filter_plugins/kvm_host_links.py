@@ -146,7 +146,7 @@ def kvm_host_links(
         out_bridges.append({**bridge, "port": port, "mac": mac_of(base)})
     for addr in addresses:
         what = f"address {addr.get('address')}"
-        _, device = place(addr, what)
+        device = place(addr, what)[1]
         claim(device, what)
         links[device]["address"] = {k: addr[k] for k in ("address", "gateway", "dns") if addr.get(k)}
 
