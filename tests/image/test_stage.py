@@ -229,3 +229,25 @@ def test_an_interrupted_run_resumes_from_its_partial_copy(stage_lab: Lab) -> Non
     assert reused and float(reused.group(1)) >= 4, result.out
     assert _sha(lab, "wn2", f"{dest}/big.raw") == want
     assert lab.ssh("wn2", f"ls -A {dest}").stdout.split() == ["big.raw"], "the partial copy is gone"
+
+
+def test_host_keys_are_the_ones_this_machine_trusts_renamed_for_the_hop(tmp_path: Path) -> None:
+    """Found as ssh finds them for the inventory's connection (hashed entries too), written under the
+    address the other hosts use; nothing for a host this machine does not know."""
+    from b2ct.connection import Connection
+    from b2ct.image.stage import host_key_lines
+
+    key = tmp_path / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"wn7.example.org {kind} {blob}\n[10.0.0.27]:2222 {kind} {blob}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert "wn7.example.org" not in known.read_text()  # hashed, as many sites keep them
+    args = ("-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null")
+    conn = Connection("wn7", "wn7.example.org", common_args=args)
+    assert host_key_lines(conn, "10.1.0.27", 22) == [f"10.1.0.27 {kind} {blob}"]
+    on_port = Connection("wn7", "10.0.0.27", port=2222, common_args=args)
+    assert host_key_lines(on_port, "10.1.0.27", 2222) == [f"[10.1.0.27]:2222 {kind} {blob}"]
+    stranger = Connection("wn8", "wn8.example.org", common_args=args)
+    assert host_key_lines(stranger, "10.1.0.28", 22) == []
