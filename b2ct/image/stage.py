@@ -393,6 +393,7 @@ class Stager:
         holders = [origin] if self.strategy == "sequential" else [origin, *present]
         queue = [n.name for n in pending]
         attempts: dict[str, int] = {}
+        lost = ""
         planned = (
             len(queue) if self.strategy == "sequential" else fanout.rounds_needed(len(holders), len(queue))
         )
@@ -401,7 +402,8 @@ class Stager:
             while queue:
                 if not holders:
                     for name in queue:
-                        self.outcomes[name] = Outcome(name, "failed", reason="no host left to send the image")
+                        why = f"no host left to send the image (last lost: {lost})"
+                        self.outcomes[name] = Outcome(name, "failed", reason=why)
                     break
                 rounds += 1
                 pairs = fanout.pair_up(holders, queue)
@@ -429,9 +431,10 @@ class Stager:
                             + ", sha256 ok"
                         )
                         continue
-                    if source_lost and source in holders and source != origin:
+                    if source_lost and source in holders:
                         holders.remove(source)  # the target is not to blame: it goes back in the queue
                         queue.append(target)
+                        lost = f"{source}: {outcome.reason}"
                         self.progress(f"{source} → {target}: {outcome.reason}; {source} serves no more")
                         continue
                     attempts[target] = attempts.get(target, 0) + 1
@@ -441,12 +444,6 @@ class Stager:
                     else:
                         self.outcomes[target] = outcome
                         self.progress(f"{source} → {target}: FAILED: {outcome.reason}")
-                    if source_lost and source == origin:
-                        for name in queue:
-                            self.outcomes[name] = Outcome(
-                                name, "failed", reason=f"the source failed: {outcome.reason}"
-                            )
-                        queue.clear()
         except BaseException:
             self._procs.stop()
             raise

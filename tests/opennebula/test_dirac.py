@@ -151,6 +151,7 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
         "--dirac-template", dirac_dist / CE_DIR / "cloudinit.template", "--auth", _auth(cloud, tmp_path),
     )  # fmt: skip
     assert r.rc == 0, r.err
+    print((out / "dirac.cfg").read_text())  # the lab's block, for the record (pytest -s)
     cfg = diraccfg.CFG().loadFromBuffer((out / "dirac.cfg").read_text())  # DIRAC's own parser
     host = cloud.endpoint.split("//")[1].split(":")[0]
     site = cfg.getAsDict(f"Resources/Sites/CLOUD/{SITE}")
