@@ -45,7 +45,8 @@ CLOUD_TYPE = "DIRAC.Resources.Computing.CloudProviders.OpenNebula.OpenNebula_6_0
 RPC_PATH = "/RPC2"  # OpenNebula_6_0_NodeDriver's connection endpoint
 CVMFS_FILE = "/etc/cvmfs/default.local"
 HOST_MONITORED = 2
-IMAGE_USABLE = {1: "READY", 2: "USED", 8: "USED_PERS"}  # oned's IMAGE_STATES (image.xsd)
+# oned's IMAGE_STATES (image.xsd) in which VMs cannot use the image; LOCKED (4) is one being copied in
+IMAGE_UNUSABLE = {3: "DISABLED", 5: "ERROR", 7: "DELETE"}
 _SITE_NAME = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _CFG_WORD = re.compile(r"^[A-Za-z0-9_.:/@+-]*$")
 
@@ -131,11 +132,11 @@ def cloud_facts(one: Any, endpoint: str, template_name: str) -> CloudFacts:
         raise B2ctError(
             f"template {template_name}: its DISK names no existing image ({disk})", where=endpoint
         )
-    if int(image.STATE) not in IMAGE_USABLE:
+    if int(image.STATE) in IMAGE_UNUSABLE:
         raise B2ctError(
-            f"image {image.NAME} (id {image.ID}) is not ready (state {image.STATE})",
+            f"image {image.NAME} (id {image.ID}) is {IMAGE_UNUSABLE[int(image.STATE)]}: VMs cannot use it",
             where=endpoint,
-            hint="wait until `oneimage show` says READY",
+            hint="see `oneimage show`",
         )
     vnet = next(
         (v for v in vnets if str(v.ID) == str(nic.get("NETWORK_ID", "")) or nic.get("NETWORK") == v.NAME),

@@ -145,6 +145,11 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
 ) -> None:
     import diraccfg
 
+    one = cloud.one()
+    deadline = time.monotonic() + 300  # the fixture registers the image; oned may still be copying it
+    while int(next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest").STATE) != 1:
+        assert time.monotonic() < deadline, "image b2ct-lab-guest not READY"
+        time.sleep(1)
     out = tmp_path / "dirac"
     r = run_cli(
         "cloud", "export-dirac", "--site", SITE, "-o", out, "-i", cloud.lab.inventory,
@@ -182,7 +187,6 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
         0,
     )
 
-    one = cloud.one()
     template = next(t for t in one.templatepool.info(-2, -1, -1).VMTEMPLATE if t.NAME == "belle2-worker")
     image = next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest")
     vnet = next(v for v in one.vnpool.info(-2, -1, -1).VNET if v.NAME == "private")
@@ -258,3 +262,26 @@ def _user_data(template_text: str) -> str:
     part.add_header("Content-Disposition", 'attachment; filename="pilotconfig"')
     msg.attach(part)
     return str(msg)
+
+
+def test_the_block_reads_back_with_diraccfg() -> None:
+    """Every value as DIRAC's parser reads it: comments on lines of their own (it keeps "v # text" as the
+    value), an empty Driver_secure for plain HTTP."""
+    import diraccfg
+
+    from b2ct.inventory import load
+    from tests.conftest import EXAMPLE
+
+    facts = dirac.CloudFacts(7, "belle2-worker", 3, "belle2-alma9", 0, "private", 2, 12, "12 VM(s)")
+    text = dirac.render_cfg(
+        load(EXAMPLE), "http://fe.example.org:2633/RPC2", facts, dirac_site=SITE, ce="fe.example.org",
+        queue="cloud", context_template="/opt/dirac/etc/t.template",
+    )  # fmt: skip
+    ce = diraccfg.CFG().loadFromBuffer(text).getAsDict(f"Resources/Sites/CLOUD/{SITE}/CEs/fe.example.org")
+    assert ce == {
+        "CEType": "Cloud", "CloudType": dirac.CLOUD_TYPE, "Driver_host": "fe.example.org",
+        "Driver_port": "2633", "Driver_secure": "", "Instance_Image": "name:belle2-alma9",
+        "Instance_Flavor": "name:belle2-worker", "Context_Template": "/opt/dirac/etc/t.template",
+        "architecture": "x86_64", "NumberOfProcessors": "2", "Queues": {"cloud": {"MaxTotalJobs": "12"}},
+    }  # fmt: skip
+    assert "image id 3" in text and "template id 7" in text and "vnet private (id 0)" in text
