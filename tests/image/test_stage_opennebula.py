@@ -22,7 +22,7 @@ from tests.lab_plugin import Cloud
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-X
+LCM_RUNNING, LCM_PROLOG_FAILURE = 3, 39  # oned's LCM_STATES (vm.xsd)
 DONE = 6
 
 
