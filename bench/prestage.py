@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from b2ct.connection import ansible_view  # noqa: E402
-from b2ct.image.stage import Stager, StageResult, node_for, remote_image  # noqa: E402
+from b2ct.image.hosts import node_for  # noqa: E402
+from b2ct.image.source import remote_image  # noqa: E402
+from b2ct.image.stage import Stager, StageResult  # noqa: E402
 from b2ct.inventory import load  # noqa: E402
 from b2ct.lab.core import Lab, plan_hosts  # noqa: E402
 

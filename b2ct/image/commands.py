@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
         and an interrupted one resumes. Exit 1 when a host failed (each named, then one summary line)."""
         from b2ct.connection import ansible_view
         from b2ct.deploy.commands import default_inventory
-        from b2ct.image.stage import Stager, local_image, node_for, remote_image, resolve_targets
+        from b2ct.image.hosts import node_for, resolve_targets
+        from b2ct.image.source import local_image, remote_image
+        from b2ct.image.stage import Stager
         from b2ct.inventory import load
 
         if not dest.startswith("/"):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import hashlib
 import os
 import posixpath
 import re
@@ -31,43 +30,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from b2ct.connection import Connection, InventoryView
-from b2ct.errors import B2ctError
 from b2ct.image import fanout
+from b2ct.image.hosts import Node, host_key_lines, last_line, run
+from b2ct.image.source import LOCAL, PROBE_TIMEOUT, ImageInfo
 from b2ct.image.sshagent import forwarding_agent
-from b2ct.inventory.model import Site
 
 PARTIAL_DIR = ".b2ct-partial"
-LOCAL = "this machine"  # the name a local source goes by in progress and results
-QCOW2_MAGIC = b"QFI\xfb"
-PROBE_TIMEOUT = 900.0  # hashing a multi-GB image on a busy host's disk takes minutes
 ATTEMPTS = 2  # a host gets a second try from another source before it is reported
 _RC = re.compile(r"^B2CT_RSYNC_RC=(\d+)$", re.M)
 _STAT = re.compile(r"^(Literal|Matched) data: ([\d,.']+) bytes", re.M)
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """The image as found at its source: where, name at the destination, size (bytes), sha256, format."""
-
-    host: str  # LOCAL or an inventory host name
-    path: str
-    name: str
-    size: int
-    sha256: str
-    format: Literal["qcow2", "raw"]
-
-
-@dataclass(frozen=True)
-class Node:
-    """A host as this run sees it: how this machine reaches it, and how other hosts do."""
-
-    name: str
-    conn: Connection
-    hop_address: str  # the address the other hosts send to (the private network's)
 
 
 @dataclass
@@ -120,135 +93,6 @@ class StageResult:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
-
-
-# -- the image at its source ------------------------------------------------------------------------------
-
-
-def _format(header: bytes, where: str) -> Literal["qcow2", "raw"]:
-    """qcow2 (by its magic, QEMU's docs/interop/qcow2.txt) or raw; a qcow2 overlay is refused: its backing
-    file would be missing on the hosts."""
-    if header[:4] != QCOW2_MAGIC:
-        return "raw"
-    backing_offset = int.from_bytes(header[8:16], "big") if len(header) >= 16 else 0
-    if backing_offset:
-        raise B2ctError(
-            "the image is a qcow2 overlay (it has a backing file): the hosts would not have its base",
-            where=where,
-            hint="flatten it first: qemu-img convert -O qcow2 OVERLAY FLAT.qcow2",
-        )
-    return "qcow2"
-
-
-def local_image(path: Path, name: str | None = None) -> ImageInfo:
-    """Size, sha256 and format of an image file on this machine. Raises B2ctError if it is not a
-    readable regular file or is a qcow2 overlay."""
-    try:
-        st = path.stat()
-        if not path.is_file():
-            raise B2ctError("not a regular file", where=path)
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            header = fh.read(16)
-            digest.update(header)
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise B2ctError(f"cannot read the image: {exc.strerror}", where=path) from None
-    fmt = _format(header, str(path))
-    return ImageInfo(LOCAL, str(path.resolve()), name or path.name, st.st_size, digest.hexdigest(), fmt)
-
-
-def remote_image(node: Node, path: str, name: str | None = None) -> ImageInfo:
-    """The same facts for an image file on ``node``, read over ssh. Raises B2ctError when the host cannot
-    be reached or has no such file."""
-    q = shlex.quote(path)
-    script = (
-        f"if [ ! -f {q} ]; then echo B2CT_MISSING; exit 0; fi; stat -c %s -- {q}; "
-        f"sha256sum -- {q} | cut -d' ' -f1; head -c 16 -- {q} | od -An -v -tx1"
-    )
-    proc = _run(node.conn.ssh_argv(script), PROBE_TIMEOUT)
-    where = f"{node.name}:{path}"
-    if proc.returncode != 0:
-        raise B2ctError(f"cannot read the image on {node.name}: {_last_line(proc)}", where=where)
-    lines = proc.stdout.split("\n")
-    if lines[0].strip() == "B2CT_MISSING":
-        raise B2ctError("no such file on the source host", where=where)
-    try:
-        size, sha = int(lines[0]), lines[1].strip()
-        header = bytes.fromhex("".join(lines[2:]).replace(" ", ""))
-    except (ValueError, IndexError):
-        raise B2ctError(f"unexpected answer reading the image: {proc.stdout[:200]!r}", where=where) from None
-    return ImageInfo(node.name, path, name or posixpath.basename(path), size, sha, _format(header, where))
-
-
-# -- host keys for the hops -------------------------------------------------------------------------------
-
-
-def _ssh_g(conn: Connection) -> dict[str, list[str]]:
-    """The client options ssh would use for ``conn`` (ssh -G, ssh(1)): the known_hosts files, the name
-    its key is filed under (HostKeyAlias), the port."""
-    argv = ["ssh", "-G", *conn.ssh_options(), "-l", conn.user]
-    if conn.port:
-        argv += ["-p", str(conn.port)]
-    proc = _run([*argv, conn.address], 30)
-    if proc.returncode != 0:
-        raise B2ctError(f"ssh -G for {conn.host} failed: {_last_line(proc)}", where=conn.host)
-    out: dict[str, list[str]] = {}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        out[key.lower()] = value.split()
-    return out
-
-
-def host_key_lines(conn: Connection, hop_address: str, hop_port: int) -> list[str]:
-    """known_hosts lines naming ``hop_address`` with every key this machine trusts for ``conn``'s host.
-
-    The keys are looked up as ssh would for the inventory's connection (same files, alias, port) with
-    ssh-keygen -F (hashed entries included); their host field is rewritten to the address the other
-    hosts use, since the key belongs to the host, not to one of its addresses. Revoked and CA lines are
-    left out. Returns [] when this machine trusts no key for the host."""
-    opts = _ssh_g(conn)
-    port = int((opts.get("port") or ["22"])[0])
-    lookup = (opts.get("hostkeyalias") or [conn.address])[0]
-    if port != 22 and not opts.get("hostkeyalias"):
-        lookup = f"[{lookup}]:{port}"
-    files = [*opts.get("userknownhostsfile", []), *opts.get("globalknownhostsfile", [])]
-    name = hop_address if hop_port == 22 else f"[{hop_address}]:{hop_port}"
-    lines: list[str] = []
-    for f in files:
-        path = os.path.expanduser(f)
-        if f == "none" or not os.path.isfile(path):
-            continue
-        proc = _run(["ssh-keygen", "-F", lookup, "-f", path], 30)
-        for line in proc.stdout.splitlines():
-            fields = line.split()
-            if not fields or fields[0].startswith("#") or fields[0].startswith("@") or len(fields) < 3:
-                continue
-            entry = f"{name} {fields[1]} {fields[2]}"
-            if entry not in lines:
-                lines.append(entry)
-    return lines
-
-
-# -- running commands -------------------------------------------------------------------------------------
-
-
-def _run(
-    argv: list[str], timeout: float | None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env
-        )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 124, "", f"no answer in {timeout:.0f} s")
-
-
-def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith("Warning: Permanently added")]
-    return lines[-1] if lines else f"exit {proc.returncode}"
 
 
 def _bytes(text: str, kind: str) -> int:
@@ -367,9 +211,9 @@ class Stager:
             f'echo B2CT_SHA=$(sha256sum -- {f} | cut -d" " -f1); fi; fi; '
             f"[ -d {d} ] && echo B2CT_PARTIAL=$(du -sb {d} | cut -f1); echo B2CT_OK"
         )
-        proc = _run(node.conn.ssh_argv(script), PROBE_TIMEOUT)
+        proc = run(node.conn.ssh_argv(script), PROBE_TIMEOUT)
         if "B2CT_OK" not in proc.stdout:
-            return Outcome(node.name, "failed", reason=f"unreachable: {_last_line(proc)}")
+            return Outcome(node.name, "failed", reason=f"unreachable: {last_line(proc)}")
         if "B2CT_NO_RSYNC" in proc.stdout:
             return Outcome(node.name, "failed", reason="rsync is not installed there")
         if f"B2CT_SHA={self.image.sha256}" in proc.stdout:
@@ -483,7 +327,7 @@ class Stager:
         if self._procs.stopping:
             return Outcome(target.name, "failed", source, round_no, reason="interrupted"), False
         if rsync_rc != 0:
-            why = _last_line(subprocess.CompletedProcess(argv, rsync_rc, out, err))
+            why = last_line(subprocess.CompletedProcess(argv, rsync_rc, out, err))
             prefix = f"{source} failed: " if lost else ""
             if not lost and rsync_rc == 255 and "ssh:" in err:
                 why = f"unreachable from {source}: {why}"
@@ -493,14 +337,14 @@ class Stager:
         outcome = Outcome(
             target.name, "sent", source, round_no, 0.0, _bytes(out, "Literal"), _bytes(out, "Matched")
         )
-        check = _run(target.conn.ssh_argv(f"sha256sum -- {shlex.quote(self.target_path)}"), PROBE_TIMEOUT)
+        check = run(target.conn.ssh_argv(f"sha256sum -- {shlex.quote(self.target_path)}"), PROBE_TIMEOUT)
         got = check.stdout.split()[0] if check.returncode == 0 and check.stdout.split() else ""
         if got != self.image.sha256:
-            _run(target.conn.ssh_argv(f"rm -f -- {shlex.quote(self.target_path)}"), 60)
+            run(target.conn.ssh_argv(f"rm -f -- {shlex.quote(self.target_path)}"), 60)
             why = (
                 f"sha256 {got[:12]}… differs from the source's"
                 if got
-                else f"cannot check: {_last_line(check)}"
+                else f"cannot check: {last_line(check)}"
             )
             return Outcome(target.name, "failed", source, round_no, reason=why), False
         outcome.seconds = time.monotonic() - t0
@@ -540,42 +384,3 @@ class Stager:
 
 def _rsync_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
-
-
-# -- choosing hosts ---------------------------------------------------------------------------------------
-
-
-def resolve_targets(site: Site, view: InventoryView, to: str) -> list[str]:
-    """Host names for ``--to``: comma-separated inventory host and group names (``all`` too), in
-    inventory order. Raises B2ctError naming an unknown part, or when nothing is chosen."""
-    names = [h.name for h in site.hosts]
-    chosen: set[str] = set()
-    for part in (p.strip() for p in to.split(",")):
-        if not part:
-            continue
-        if part in names:
-            chosen.add(part)
-        elif part in view.groups:
-            chosen |= view.groups[part] & set(names)
-        else:
-            groups = sorted(g for g in view.groups if g not in ("all", "ungrouped"))
-            raise B2ctError(
-                f"--to: no host or group named {part!r} in the inventory",
-                where=site.source,
-                hint=f"groups: {', '.join(groups)}",
-            )
-    if not chosen:
-        raise B2ctError(f"--to {to!r} names no host", where=site.source)
-    return [n for n in names if n in chosen]
-
-
-def node_for(site: Site, view: InventoryView, name: str) -> Node:
-    """The Node for inventory host ``name``: Ansible's connection variables for this machine, the private
-    network's address (else the connection address) for the other hosts."""
-    from b2ct.connection import connection
-
-    host = site.host(name)
-    conn = connection(name, host.address, view.hostvars.get(name, {}))
-    private = host.nics.get("private")
-    hop = str(private.ip) if private is not None and private.ip is not None else conn.address
-    return Node(name, conn, hop)

@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
         proxies. See docs/dirac.md."""
         import urllib.parse
 
-        from b2ct.fsutil import atomic_write
+        from b2ct.fsutil import atomic_write, write_error
         from b2ct.inventory import load
         from b2ct.opennebula import client, dirac
 
@@ -150,6 +150,10 @@ def register(app: typer.Typer) -> None:
             cfg = dirac.render_cfg(
                 site, ep, facts, dirac_site=site_name, ce=ce_name, queue=queue, context_template=ctx_path
             )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, out) from None
         written = [atomic_write(out / "dirac.cfg", cfg)]
         if template is not None:
             written.append(atomic_write(out / "cloudinit.template", template))

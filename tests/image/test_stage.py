@@ -235,7 +235,7 @@ def test_host_keys_are_the_ones_this_machine_trusts_renamed_for_the_hop(tmp_path
     """Found as ssh finds them for the inventory's connection (hashed entries too), written under the
     address the other hosts use; nothing for a host this machine does not know."""
     from b2ct.connection import Connection
-    from b2ct.image.stage import host_key_lines
+    from b2ct.image.hosts import host_key_lines
 
     key = tmp_path / "hostkey"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
