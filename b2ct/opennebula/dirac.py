@@ -11,8 +11,9 @@ OpenNebula.py, the OpenNebula XML-RPC driver, "OpenNebula_6_0_NodeDriver"):
   ``secure`` into ``secure and 1 or 0``: the string "False" means TLS. A plain-HTTP endpoint therefore gets
   an empty ``Driver_secure`` (the only false string); the driver always posts to the path ``/RPC2``;
 - ``Instance_Image`` / ``Instance_Flavor`` are "the raw ID ... or the name ... prefixed by name:". The
-  OpenNebula driver lists images and templates with integer ids while CloudCE compares them with the
-  configured string, so only the ``name:`` form ever matches: the ids go into comments;
+  ids are written (libcloud's NodeImage/NodeSize keep them as strings, as CloudCE compares them): a name
+  is matched against every user's images and templates (the driver lists them with filter -2), so another
+  user's object of the same name could be taken; the names go into comments;
 - the driver instantiates the template (``one.template.instantiate``), so the template's DISK and NIC decide
   the image and the network. ``Instance_Networks`` is not written: CloudCE would call the driver's
   ``ex_list_networks``, which the XML-RPC driver does not provide;
@@ -265,14 +266,14 @@ def render_cfg(
     )
     c.option(
         "Instance_Image",
-        f"name:{facts.image_name}",
-        f"image id {facts.image_id}; ids cannot be used: the driver lists them as integers",
+        facts.image_id,
+        f"image {facts.image_name}: by id, since a name may also be another user's image",
     )
     c.option(
         "Instance_Flavor",
-        f"name:{facts.template_name}",
-        f"template id {facts.template_id}; it is instantiated: its NIC puts VMs on vnet {facts.vnet_name} "
-        f"(id {facts.vnet_id})",
+        facts.template_id,
+        f"template {facts.template_name}, instantiated as it is: its NIC puts the VMs on vnet "
+        f"{facts.vnet_name} (id {facts.vnet_id})",
     )
     if context_template:
         c.option(

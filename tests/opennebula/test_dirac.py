@@ -191,17 +191,14 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
     image = next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest")
     vnet = next(v for v in one.vnpool.info(-2, -1, -1).VNET if v.NAME == "private")
 
-    # Instance_Image / Instance_Flavor resolve as CloudCE resolves them: "name:" then a name match
+    # Instance_Image / Instance_Flavor resolve as CloudCE resolves a raw id: equal to the driver's id
     images = driver.list_images()
-    assert ce["Instance_Image"] == f"name:{image.NAME}"
-    assert [i.id for i in images if i.name == ce["Instance_Image"][5:]] == [image.ID]
-    assert not [i for i in images if i.id == str(image.ID)], (
-        "a raw id never matches: the driver's ids are int"
-    )
+    assert [i.name for i in images if i.id == ce["Instance_Image"]] == [image.NAME]
+    resolved = next(i for i in images if i.id == ce["Instance_Image"])
     sizes = driver.list_sizes()
-    assert ce["Instance_Flavor"] == f"name:{template.NAME}"
-    flavor = next(s for s in sizes if s.name == ce["Instance_Flavor"][5:])
-    assert flavor.id == template.ID
+    flavors = [s for s in sizes if s.id == ce["Instance_Flavor"]]
+    assert [f.name for f in flavors] == [template.NAME]
+    flavor = flavors[0]
     with pytest.raises(Exception):  # noqa: B017 - why Instance_Networks is left out: CloudCE would call this
         driver.ex_list_networks()
 
@@ -218,7 +215,7 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
     # -- a pilot VM as CloudCE submits it (on hold: nothing boots), with the written cloud-init template
     assert ce["Context_Template"] == f"/opt/dirac/etc/cloudinit-{SITE}.template"
     userdata = _user_data((out / "cloudinit.template").read_text())
-    node = driver.create_node(name="VMDIRAC3_B2CTTEST", size=flavor, image=images[0], ex_userdata=userdata,
+    node = driver.create_node(name="VMDIRAC3_B2CTTEST", size=flavor, image=resolved, ex_userdata=userdata,
                               ex_onhold=True)  # fmt: skip
     vmid = int(node.id)
     try:
@@ -280,8 +277,8 @@ def test_the_block_reads_back_with_diraccfg() -> None:
     ce = diraccfg.CFG().loadFromBuffer(text).getAsDict(f"Resources/Sites/CLOUD/{SITE}/CEs/fe.example.org")
     assert ce == {
         "CEType": "Cloud", "CloudType": dirac.CLOUD_TYPE, "Driver_host": "fe.example.org",
-        "Driver_port": "2633", "Driver_secure": "", "Instance_Image": "name:belle2-alma9",
-        "Instance_Flavor": "name:belle2-worker", "Context_Template": "/opt/dirac/etc/t.template",
+        "Driver_port": "2633", "Driver_secure": "", "Instance_Image": "3",
+        "Instance_Flavor": "7", "Context_Template": "/opt/dirac/etc/t.template",
         "architecture": "x86_64", "NumberOfProcessors": "2", "Queues": {"cloud": {"MaxTotalJobs": "12"}},
     }  # fmt: skip
-    assert "image id 3" in text and "template id 7" in text and "vnet private (id 0)" in text
+    assert "image belle2-alma9" in text and "template belle2-worker" in text and "vnet private (id 0)" in text
