@@ -150,6 +150,11 @@ def register(app: typer.Typer) -> None:
             cfg = dirac.render_cfg(
                 site, ep, facts, dirac_site=site_name, ce=ce_name, queue=queue, context_template=ctx_path
             )
+        if facts.fractional_cpu:
+            info(
+                f"[yellow]template(s) {', '.join(facts.fractional_cpu)}: a CPU that is not a whole number "
+                "makes DIRAC's driver fail listing flavours if DIRAC's user can see them[/yellow]"
+            )
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

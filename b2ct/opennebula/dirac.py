@@ -22,6 +22,9 @@ OpenNebula.py, the OpenNebula XML-RPC driver, "OpenNebula_6_0_NodeDriver"):
   context never reach DIRAC's VMs: they go into the cloud-init user data, i.e. the ``Context_Template``.
   DIRAC's own template writes ``CVMFS_HTTP_PROXY="auto;DIRECT"``; ``site_context_template`` rewrites that
   file entry of the site's copy of it with the site squids;
+- the driver reads every template's CPU with ``int()`` when it lists flavours (``_to_sizes``): one
+  template with a fractional CPU (0.5) among those DIRAC's user sees makes every submission fail. The
+  exported template's CPU must be whole; other such templates are named in a warning;
 - queue ``MaxTotalJobs``: how many VMs of the template the workers hold (CPU and memory of every MONITORED
   host of the template's cluster, and the network's free leases). Site layout: DIRAC's docs/source/
   AdministratorGuide/Resources/site.rst and computingelements.rst.
@@ -94,6 +97,7 @@ class CloudFacts:
     vcpu: int
     capacity: int  # VMs of this template the template's hosts hold
     capacity_why: str
+    fractional_cpu: tuple[str, ...] = ()  # other templates whose CPU DIRAC's driver cannot read
 
 
 def _one(obj: Any, attr: str) -> list[Any]:
@@ -147,6 +151,22 @@ def cloud_facts(one: Any, endpoint: str, template_name: str) -> CloudFacts:
         raise B2ctError(
             f"template {template_name}: its NIC names no existing network ({nic})", where=endpoint
         )
+
+    def whole(value: Any) -> bool:
+        return re.fullmatch(r"\s*\d+\s*", str(value)) is not None
+
+    if "CPU" in t and not whole(t["CPU"]):
+        raise B2ctError(
+            f"template {template_name} has CPU = {t['CPU']}: DIRAC's OpenNebula driver reads a template's "
+            "CPU with int() when it lists flavours, and fails on it",
+            where=endpoint,
+            hint="set b2ct_belle2.cpu to a whole number of cores and run b2ct vm register",
+        )
+    others = tuple(
+        str(o.NAME)
+        for o in templates
+        if o is not tpl and "CPU" in template_dict(o) and not whole(template_dict(o)["CPU"])
+    )
     cpu, memory_mb, vcpu = float(t.get("CPU", 1)), int(t.get("MEMORY", 0)), int(t.get("VCPU", 1) or 1)
     cluster = re.search(r'CLUSTER_ID\s*=\s*"?(\d+)', str(t.get("SCHED_REQUIREMENTS", "")))
     slots, counted = 0, []
@@ -166,7 +186,7 @@ def cloud_facts(one: Any, endpoint: str, template_name: str) -> CloudFacts:
         f"; {leases} free lease(s) on {vnet.NAME}"
     )
     return CloudFacts(
-        int(tpl.ID), tpl.NAME, int(image.ID), image.NAME, int(vnet.ID), vnet.NAME, vcpu, capacity, why
+        int(tpl.ID), tpl.NAME, int(image.ID), image.NAME, int(vnet.ID), vnet.NAME, vcpu, capacity, why, others
     )
 
 

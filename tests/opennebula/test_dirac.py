@@ -143,18 +143,32 @@ def test_bad_input_is_one_line_before_any_connection(tmp_path: Path) -> None:
 def test_export_is_what_dirac_reads_from_the_live_cloud(
     cloud: Cloud, dirac_dist: Path, tmp_path: Path
 ) -> None:
-    import diraccfg
-
     one = cloud.one()
     deadline = time.monotonic() + 300  # the fixture registers the image; oned may still be copying it
     while int(next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest").STATE) != 1:
         assert time.monotonic() < deadline, "image b2ct-lab-guest not READY"
         time.sleep(1)
     out = tmp_path / "dirac"
-    r = run_cli(
-        "cloud", "export-dirac", "--site", SITE, "-o", out, "-i", cloud.lab.inventory,
-        "--dirac-template", dirac_dist / CE_DIR / "cloudinit.template", "--auth", _auth(cloud, tmp_path),
-    )  # fmt: skip
+    template = dirac_dist / CE_DIR / "cloudinit.template"
+    args = ("cloud", "export-dirac", "--site", SITE, "-o", out, "-i", cloud.lab.inventory,
+            "--dirac-template", template, "--auth", _auth(cloud, tmp_path))  # fmt: skip
+    # the lab's template asks for CPU 0.1, which DIRAC's driver cannot read (int()): refused, nothing written
+    tpl_id = next(t.ID for t in one.templatepool.info(-2, -1, -1).VMTEMPLATE if t.NAME == "belle2-worker")
+    assert str(one.template.info(tpl_id).TEMPLATE["CPU"]) == "0.1"
+    assert_one_line_error(run_cli(*args), "belle2-worker", "CPU = 0.1", "int()")
+    assert not out.exists()
+    one.template.update(tpl_id, 'CPU = "1"', 1)  # what the hint says to do, put back at the end
+    try:
+        r = run_cli(*args)
+        _check_export(cloud, dirac_dist, out, r)
+    finally:
+        one.template.update(tpl_id, 'CPU = "0.1"', 1)
+
+
+def _check_export(cloud: Cloud, dirac_dist: Path, out: Path, r: Any) -> None:
+    import diraccfg
+
+    one = cloud.one()
     assert r.rc == 0, r.err
     print((out / "dirac.cfg").read_text())  # the lab's block, for the record (pytest -s)
     cfg = diraccfg.CFG().loadFromBuffer((out / "dirac.cfg").read_text())  # DIRAC's own parser
