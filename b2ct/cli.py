@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "cloud": "b2ct.opennebula.commands",
     "vm": "b2ct.opennebula.commands",
     "upgrade": "b2ct.opennebula.commands",
+    "image": "b2ct.image.commands",
     "demo": "b2ct.demo",
     "init": "b2ct.inventory.init",
     "doctor": "b2ct.doctor",

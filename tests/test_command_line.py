@@ -74,6 +74,7 @@ def test_every_product_registers_its_commands() -> None:
         "cloud",
         "vm",
         "upgrade",
+        "image",
         "demo",
     ):
         assert f" {command} " in result.out, command

@@ -1,4 +1,4 @@
-"""CLI: `b2ct cloud apply`, `b2ct vm register|smoke`, `b2ct upgrade`."""
+"""CLI: `b2ct cloud apply|export-dirac`, `b2ct vm register|smoke`, `b2ct upgrade`."""
 
 from __future__ import annotations
 
@@ -94,6 +94,88 @@ def register(app: typer.Typer) -> None:
                 info(("would " if check else "") + str(c))
             info(f"at {ep}")
         print(f"{len(changes)} change(s)" + (" needed" if check else ""))
+
+    @cloud.command("export-dirac")
+    def cloud_export_dirac(
+        site_name: Annotated[
+            str, typer.Option("--site", help="DIRAC site name, Domain.Site.co (e.g. CLOUD.Torino.it).")
+        ],
+        out: Annotated[
+            Path, typer.Option("--out", "-o", help="Directory to write dirac.cfg (and the template) in.")
+        ],
+        dirac_template: Annotated[
+            Path | None,
+            typer.Option(
+                "--dirac-template",
+                help="DIRAC's cloudinit.template (or the site's copy): rewritten with the site squids.",
+            ),
+        ] = None,
+        context_template_path: Annotated[
+            str | None,
+            typer.Option(
+                "--context-template-path",
+                help="Where the DIRAC server keeps the rewritten template "
+                "(default /opt/dirac/etc/cloudinit-SITE.template).",
+            ),
+        ] = None,
+        ce: Annotated[
+            str | None, typer.Option("--ce", help="CE name (default: the endpoint's host).")
+        ] = None,
+        queue: Annotated[str, typer.Option("--queue", help="Queue name.")] = "cloud",
+        inventory: InventoryOpt = None,
+        auth: AuthOpt = None,
+        endpoint: EndpointOpt = None,
+    ) -> None:
+        """Write the site's DIRAC CloudCE configuration: endpoint, image and template, network, queue size
+        from the live cloud, and (with --dirac-template) the cloud-init template with the site's CVMFS
+        proxies. See docs/dirac.md."""
+        import urllib.parse
+
+        from b2ct.fsutil import atomic_write, write_error
+        from b2ct.inventory import load
+        from b2ct.opennebula import client, dirac
+
+        # every input is checked before any connection: one clear error, nothing written
+        inv = _inventory(inventory)
+        site = load(inv)
+        ep = endpoint or client.endpoint_for(site)
+        dirac.driver_options(ep)
+        ce_name = ce or urllib.parse.urlsplit(ep).hostname or ""
+        template = ctx_path = None
+        if dirac_template is not None:
+            try:
+                text = dirac_template.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise B2ctError(f"cannot read: {why}", where=dirac_template) from None
+            template = dirac.site_context_template(text, site, str(dirac_template))
+            ctx_path = context_template_path or f"/opt/dirac/etc/cloudinit-{site_name}.template"
+        dirac.check_names(site_name, ce_name, queue, ctx_path)
+        one = client.connect(ep, client.session_for(site, inv, auth))
+        with step(f"DIRAC CloudCE for {site_name} from {ep}"):
+            facts = dirac.cloud_facts(one, ep, site.opennebula.belle2.template_name)
+            cfg = dirac.render_cfg(
+                site, ep, facts, dirac_site=site_name, ce=ce_name, queue=queue, context_template=ctx_path
+            )
+        if facts.fractional_cpu:
+            info(
+                f"[yellow]template(s) {', '.join(facts.fractional_cpu)}: a CPU that is not a whole number "
+                "makes DIRAC's driver fail listing flavours if DIRAC's user can see them[/yellow]"
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, out) from None
+        written = [atomic_write(out / "dirac.cfg", cfg)]
+        if template is not None:
+            written.append(atomic_write(out / "cloudinit.template", template))
+        else:
+            info(
+                "[yellow]no --dirac-template: DIRAC's default cloud-init writes "
+                'CVMFS_HTTP_PROXY="auto;DIRECT", not the site squids[/yellow]'
+            )
+        for path in written:
+            print(path)
 
     @vm.command("register")
     def vm_register(
