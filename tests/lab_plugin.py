@@ -86,10 +86,41 @@ def make_lab(
         yield lab
 
 
+# Session labs are taken down right after the last test that uses them (pytest itself would keep them up
+# to the end of the session, loading the 2 cores every later test runs on): each is entered on an
+# ExitStack kept here, closed early by pytest_runtest_teardown, and again (a no-op) by its fixture.
+_SESSION_LABS: dict[str, contextlib.ExitStack] = {}
+_ITEMS: list[pytest.Item] = []
+
+
+def _group(item: pytest.Item) -> int:
+    names = getattr(item, "fixturenames", ())
+    return 2 if "cloud" in names else 1 if "lab" in names else 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of each session lab run together (order otherwise kept): labless tests, then the default lab's,
+    then the cloud's, so at most one session lab is up at a time."""
+    items.sort(key=_group)
+    _ITEMS[:] = items
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    try:
+        rest = _ITEMS[_ITEMS.index(item) + 1 :]
+    except ValueError:
+        return
+    for name in list(_SESSION_LABS):
+        if not any(name in getattr(i, "fixturenames", ()) for i in rest):
+            _SESSION_LABS.pop(name).close()
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    with make_lab() as the_lab:
-        yield the_lab
+    with contextlib.ExitStack() as stack:
+        _SESSION_LABS["lab"] = stack
+        yield stack.enter_context(make_lab())
 
 
 @pytest.fixture
@@ -198,40 +229,42 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     from b2ct.opennebula.reconcile import Reconciler
 
     problems = []
-    with pytest.MonkeyPatch.context() as mp:
+    with contextlib.ExitStack() as session_stack:
+        _SESSION_LABS["cloud"] = session_stack
+        mp = session_stack.enter_context(pytest.MonkeyPatch.context())
         # Deploy logs and the fact cache of these runs stay in the session's temporary directory.
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cloud-cache")))
         for _ in range(3):
-            with make_lab([*CLOUD_HOSTS, NEW_NODE]) as lab:
-                # A site deploys to cleanly booted hosts (see boot_problem); a lab that is not gets replaced.
-                problem = boot_problem(lab)
-                if problem is not None:
-                    problems.append(problem)
-                    continue
-                inventory = tmp_path_factory.mktemp("cloud") / "inventory"
-                shutil.copytree(lab.inventory, inventory)
-                hosts_yml = inventory / "hosts.yml"
-                doc = yaml.safe_load(hosts_yml.read_text())
-                del doc["all"]["children"]["worker"]["hosts"][NEW_NODE]
-                hosts_yml.write_text(yaml.safe_dump(doc, sort_keys=False))
-                started = time.monotonic()
-                result = run(inventory)
-                seconds = time.monotonic() - started
-                if not result.ok:
-                    tail = Path(result.log_dir, "stdout.txt").read_text()[-4000:] if result.log_dir else ""
-                    pytest.fail(f"cloud deploy failed: {result.summary()}\n{tail}")
-                site = load(inventory)
-                endpoint = client.endpoint_for(site)
-                session = client.frontend_session(site, inventory)
-                one = client.connect(endpoint, session)
-                the_plan = plan.build(site)
-                planned = [str(c) for c in Reconciler(one, endpoint, check=True).apply(the_plan)]
-                applied = [str(c) for c in Reconciler(one, endpoint).apply(the_plan)]
-                c = Cloud(
-                    lab, site, inventory, list(CLOUD_HOSTS), endpoint, session, planned, applied, seconds
-                )
-                c.wait_monitored()
-                belle2.register(one, endpoint, site)
-                yield c
-                return
+            stack = session_stack.enter_context(contextlib.ExitStack())
+            lab = stack.enter_context(make_lab([*CLOUD_HOSTS, NEW_NODE]))
+            # A site deploys to cleanly booted hosts (see boot_problem); a lab that is not gets replaced.
+            problem = boot_problem(lab)
+            if problem is not None:
+                problems.append(problem)
+                stack.close()
+                continue
+            inventory = tmp_path_factory.mktemp("cloud") / "inventory"
+            shutil.copytree(lab.inventory, inventory)
+            hosts_yml = inventory / "hosts.yml"
+            doc = yaml.safe_load(hosts_yml.read_text())
+            del doc["all"]["children"]["worker"]["hosts"][NEW_NODE]
+            hosts_yml.write_text(yaml.safe_dump(doc, sort_keys=False))
+            started = time.monotonic()
+            result = run(inventory)
+            seconds = time.monotonic() - started
+            if not result.ok:
+                tail = Path(result.log_dir, "stdout.txt").read_text()[-4000:] if result.log_dir else ""
+                pytest.fail(f"cloud deploy failed: {result.summary()}\n{tail}")
+            site = load(inventory)
+            endpoint = client.endpoint_for(site)
+            session = client.frontend_session(site, inventory)
+            one = client.connect(endpoint, session)
+            the_plan = plan.build(site)
+            planned = [str(c) for c in Reconciler(one, endpoint, check=True).apply(the_plan)]
+            applied = [str(c) for c in Reconciler(one, endpoint).apply(the_plan)]
+            c = Cloud(lab, site, inventory, list(CLOUD_HOSTS), endpoint, session, planned, applied, seconds)
+            c.wait_monitored()
+            belle2.register(one, endpoint, site)
+            yield c
+            return
     pytest.fail("no cleanly booted lab in 3 tries: " + "; ".join(problems))

@@ -72,7 +72,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     env = {
         **os.environ,
-        "ANSIBLE_FILTER_PLUGINS": str(ROLE / "filter_plugins"),
+        "ANSIBLE_FILTER_PLUGINS": str(REPO / "plugins" / "filter"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
     }
@@ -206,7 +206,7 @@ def test_networkmanager_connections_follow_anacondas_names(rendered: Path) -> No
 
 
 def _filter():
-    sys.path.insert(0, str(ROLE / "filter_plugins"))
+    sys.path.insert(0, str(REPO / "plugins" / "filter"))
     try:
         import kvm_host_links
 
