@@ -118,12 +118,17 @@ def connection(host: str, default_address: str | None, hostvars: dict[str, objec
     )
 
 
-def select(view: InventoryView, names: list[str], limit: str | None) -> list[str]:
-    """Hosts named by --limit (comma-separated host or group names), in inventory order."""
-    if not limit:
+def select(
+    view: InventoryView, names: list[str], spec: str | None, option: str = "--limit", where: object = None
+) -> list[str]:
+    """Hosts of ``names`` chosen by ``spec``, host and group names of the inventory (the site's own groups
+    too, ``all``), comma-separated as Ansible's --limit takes them; in inventory order; ``names`` when
+    ``spec`` is empty. The one parser of every command's host selection (check --limit, upgrade
+    --limit, image stage --to). Raises B2ctError naming ``option`` and the unknown part."""
+    if not spec:
         return names
     chosen: set[str] = set()
-    for part in (p.strip() for p in limit.split(",")):
+    for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
         if part in names:
@@ -131,8 +136,10 @@ def select(view: InventoryView, names: list[str], limit: str | None) -> list[str
         elif part in view.groups:
             chosen |= view.groups[part]
         else:
+            groups = sorted(g for g in view.groups if g not in ("all", "ungrouped"))
             raise B2ctError(
-                f"--limit: unknown host or group {part!r}",
-                hint=f"hosts: {', '.join(names)}; groups: service, worker, frontend",
+                f"{option}: no host or group named {part!r} in the inventory",
+                where=where,
+                hint=f"hosts: {', '.join(names)}; groups: {', '.join(groups)}",
             )
     return [n for n in names if n in chosen]

@@ -90,25 +90,12 @@ def host_key_lines(conn: Connection, hop_address: str, hop_port: int) -> list[st
 def resolve_targets(site: Site, view: InventoryView, to: str) -> list[str]:
     """Host names for ``--to``: comma-separated inventory host and group names (``all`` too), in
     inventory order. Raises B2ctError naming an unknown part, or when nothing is chosen."""
-    names = [h.name for h in site.hosts]
-    chosen: set[str] = set()
-    for part in (p.strip() for p in to.split(",")):
-        if not part:
-            continue
-        if part in names:
-            chosen.add(part)
-        elif part in view.groups:
-            chosen |= view.groups[part] & set(names)
-        else:
-            groups = sorted(g for g in view.groups if g not in ("all", "ungrouped"))
-            raise B2ctError(
-                f"--to: no host or group named {part!r} in the inventory",
-                where=site.source,
-                hint=f"groups: {', '.join(groups)}",
-            )
+    from b2ct.connection import select
+
+    chosen = select(view, [h.name for h in site.hosts], to, option="--to", where=site.source)
     if not chosen:
         raise B2ctError(f"--to {to!r} names no host", where=site.source)
-    return [n for n in names if n in chosen]
+    return chosen
 
 
 def node_for(site: Site, view: InventoryView, name: str) -> Node:

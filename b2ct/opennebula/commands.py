@@ -243,7 +243,7 @@ def register(app: typer.Typer) -> None:
             raise B2ctError(f"--serial must be at least 1, got {serial}")
         ev = _parse_extravars(extra_vars or [])
         site, one, ep, inv, session = _context_with_session(inventory, auth, endpoint)
-        rolled = up.order(site, limit)  # bad --limit: one error line before anything is touched
+        rolled = up.order(site, limit, inv)  # bad --limit: one error line before anything is touched
         with step(f"rolling upgrade of {len(rolled)} host(s), {serial} at a time"):
             result = up.run(
                 site, inv, one, ep, serial=serial, events_path=events, extravars=ev, limit=limit,

@@ -39,26 +39,17 @@ class UpgradeResult:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def order(site: Site, limit: str | None = None) -> list[Host]:
+def order(site: Site, limit: str | None = None, inventory: Path | None = None) -> list[Host]:
     """The hosts to roll, in rolling order: workers, service hosts, the front-end last. ``limit``: host
-    or group names (frontend, service, worker), comma-separated, as --limit; B2ctError for an unknown one."""
+    or group names of the inventory (``inventory``, as Ansible reads it: the site's own groups too),
+    comma-separated, as --limit; B2ctError for an unknown one."""
     hosts = [h for h in site.hosts if h.klass == "worker"] + [h for h in site.hosts if h.klass == "service"]
     hosts = sorted(hosts, key=lambda h: h.frontend)  # stable: front-end last
     if not limit:
         return hosts
-    chosen: set[str] = set()
-    for part in (p.strip() for p in limit.split(",") if p.strip()):
-        members = {
-            "frontend": {h.name for h in hosts if h.frontend},
-            "service": {h.name for h in hosts if h.klass == "service"},
-            "worker": {h.name for h in hosts if h.klass == "worker"},
-        }.get(part)
-        if members is None and part not in {h.name for h in hosts}:
-            raise B2ctError(
-                f"--limit: unknown host or group {part!r}",
-                hint="host names of the inventory, or the groups frontend, service, worker",
-            )
-        chosen |= members if members is not None else {part}
+    from b2ct.connection import ansible_view, select
+
+    chosen = set(select(ansible_view(inventory or Path(site.source)), [h.name for h in hosts], limit))
     return [h for h in hosts if h.name in chosen]
 
 
@@ -141,7 +132,7 @@ def run(
     run_batch = run_batch or ansible_batch
     result = UpgradeResult()
     refuse_version_change(site, one, endpoint)
-    hosts = order(site, limit)
+    hosts = order(site, limit, inventory)
     groups = batches(hosts, serial)
     # Check every host is registered before touching any of them.
     for h in hosts:

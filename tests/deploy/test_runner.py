@@ -57,7 +57,7 @@ def test_check_mode_changes_nothing(local_site: Path, tmp_path: Path, probe: Pat
 
 
 def test_bad_limit_and_missing_playbook_are_refused_before_running(local_site: Path, probe: Path) -> None:
-    with pytest.raises(B2ctError, match="unknown host or group 'wn99'"):
+    with pytest.raises(B2ctError, match="--limit: no host or group named 'wn99'"):
         run(local_site, playbook=probe, limit="wn01,wn99")
     with pytest.raises(B2ctError, match="no such playbook"):
         run(local_site, playbook="nope.yml")

@@ -126,3 +126,19 @@ def test_belle2_template_rendering() -> None:
         == "http://10.10.0.10:3128|http://10.10.0.11:3128|http://10.10.0.12:3128"
     )
     assert parse(render(t))["CONTEXT"]["SSH_PUBLIC_KEY"] == site.ssh_keys[0]  # survives quoting
+
+
+def test_upgrade_limit_takes_the_sites_own_groups_in_rolling_order(site_copy: Path) -> None:
+    """--limit names hosts and groups as Ansible reads the inventory, the site's own groups too (here a
+    rack), as check --limit, deploy --limit and image stage --to do; the rolling order stays."""
+    from b2ct.opennebula import upgrade
+
+    (site_copy / "rack2.yml").write_text(
+        "all:\n  children:\n    rack2:\n      hosts:\n        svc2:\n        wn03:\n        one-fe:\n"
+    )
+    site = load(site_copy)
+    assert [h.name for h in upgrade.order(site, "rack2", site_copy)] == ["wn03", "svc2", "one-fe"]
+    assert [h.name for h in upgrade.order(site, "wn01,frontend", site_copy)] == ["wn01", "one-fe"]
+    with pytest.raises(B2ctError, match="--limit: no host or group named 'rack9'") as err:
+        upgrade.order(site, "rack9", site_copy)
+    assert "rack2" in (err.value.hint or "")
