@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from b2ct.errors import B2ctError
-from b2ct.ui import console, info, step
+from b2ct.ui import info, step
 
 InventoryOpt = Annotated[
     Path | None, typer.Option("-i", "--inventory", help="Inventory dir (default: the lab's).")
@@ -249,4 +249,4 @@ def register(app: typer.Typer) -> None:
                 site, inv, one, ep, serial=serial, events_path=events, extravars=ev, limit=limit,
                 run_check=lambda hosts: up.check_batch(site, inv, hosts, session, smoke),
             )  # fmt: skip
-        console.print(f"upgraded: {', '.join(result.upgraded)}")
+        print(f"upgraded: {', '.join(result.upgraded)}")

@@ -93,7 +93,7 @@ def test_a_worker_instantiates_from_its_staged_copy(cloud: Cloud, tmp_path: Path
 
         result = run_cli(
             "image", "stage", f"svc1:{source}", "--to", "worker", "--dest", posixpath.dirname(source),
-            "-i", lab.inventory,
+            "-i", cloud.inventory,  # the site: wn1 and wn2 (wn3 is not in it yet)
             timeout=600,
         )  # fmt: skip
         assert result.rc == 0, result.err + result.out

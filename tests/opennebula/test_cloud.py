@@ -539,7 +539,11 @@ def test_a_service_host_dies_and_its_vm_comes_back_on_the_other(cloud: Cloud) ->
         counts = [int(n) for n in re.findall(r"Total Number of entries: (\d+)", out)]
         return bool(counts) and not any(counts)
 
-    wait_for("Gluster's heal entries to reach 0", healed, 300, 5)
+    try:
+        wait_for("Gluster's heal entries to reach 0", healed, 300, 5)
+    except AssertionError as e:
+        status = cloud.lab.ssh("svc1", "gluster volume status one-system; gluster volume heal one-system info")
+        raise AssertionError(f"{e}\n{status.stdout}{status.stderr}") from None
 
 
 def test_adding_a_node_with_a_limited_deploy(cloud: Cloud, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import email
 import importlib.util
 import re
 import subprocess
@@ -238,8 +239,10 @@ def _check_export(cloud: Cloud, dirac_dist: Path, out: Path, r: Any) -> None:
         tv = vm.TEMPLATE
         assert int(tv["DISK"]["IMAGE_ID"]) == image.ID and int(tv["NIC"]["NETWORK_ID"]) == vnet.ID
         context = tv["CONTEXT"]
-        sent = base64.b64decode(context["USERDATA"]).decode()
-        assert f'CVMFS_HTTP_PROXY="{belle2.squid_proxies(cloud.site)}"' in sent
+        # DIRAC's user data is a MIME multipart whose parts may be base64 in turn (email's choice for UTF-8)
+        sent = email.message_from_string(base64.b64decode(context["USERDATA"]).decode())
+        parts = [p.get_payload(decode=True).decode() for p in sent.walk() if not p.is_multipart()]
+        assert any(f'CVMFS_HTTP_PROXY="{belle2.squid_proxies(cloud.site)}"' in p for p in parts), parts
         # the template's own context is gone: OpenNebula replaced it with the driver's
         assert "START_SCRIPT_BASE64" not in context and "CVMFS_HTTP_PROXY" not in context
     finally:
