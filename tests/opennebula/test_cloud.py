@@ -542,7 +542,8 @@ def test_a_service_host_dies_and_its_vm_comes_back_on_the_other(cloud: Cloud) ->
     try:
         wait_for("Gluster's heal entries to reach 0", healed, 300, 5)
     except AssertionError as e:
-        status = cloud.lab.ssh("svc1", "gluster volume status one-system; gluster volume heal one-system info")
+        state = "gluster volume status one-system; gluster volume heal one-system info"
+        status = cloud.lab.ssh("svc1", state)
         raise AssertionError(f"{e}\n{status.stdout}{status.stderr}") from None
 
 
