@@ -80,7 +80,8 @@ def main() -> None:
             time.sleep(1)
         tpl = next(t for t in one.templatepool.info(-2, -1, -1).VMTEMPLATE if t.NAME == "belle2-worker")
         # The template pins its VMs to the workers; the bench spreads them over every host.
-        one.template.update(tpl.ID, 'SCHED_REQUIREMENTS = ""', 1)
+        # (an empty expression is a parse error at instantiation: "every host" is written as one that holds)
+        one.template.update(tpl.ID, 'SCHED_REQUIREMENTS = "ID >= 0"', 1)
         instantiate(one, int(tpl.ID), 1)  # warm-up: images cached on the hosts, drivers loaded
         times: dict[int, list[float]] = {n: [] for n in COUNTS}
         for _ in range(args.rounds):
