@@ -698,6 +698,7 @@ class Lab:
         for unit, text in (
             ("b2ct-lab-sysfs.service", _SYSFS_UNIT),
             ("b2ct-lab-cgroups.service", _CGROUPS_UNIT),
+            ("b2ct-lab-fstab.service", _FSTAB_UNIT),
         ):
             (units / unit).write_text(text)
             link = wants / unit
@@ -1348,6 +1349,26 @@ ExecStart=/usr/local/sbin/b2ct-lab-cgroups
 
 [Install]
 WantedBy=sysinit.target
+"""
+
+# systemd-fstab-generator skips fstab's block-device entries in a container ("Running in a container,
+# ignoring fstab device entry"), so a lab host that reboots (power_on) would come up without the brick or
+# ephemeral filesystem the roles put in its fstab, and glusterd would find no brick to start. A real host
+# mounts them before local-fs.target; so does this unit, for the local disk filesystems only.
+_FSTAB_UNIT = """\
+[Unit]
+Description=b2ct lab: mount fstab's disk filesystems as a real host's boot would
+DefaultDependencies=no
+After=local-fs-pre.target
+Before=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/mount -a -t xfs,ext4,ext3,ext2
+
+[Install]
+WantedBy=local-fs.target
 """
 
 _CGROUPS_SCRIPT = """\
