@@ -31,6 +31,7 @@ from b2ct.inventory import load  # noqa: E402
 from b2ct.lab.core import plan_hosts, running_lab  # noqa: E402
 from b2ct.opennebula import belle2, client, plan  # noqa: E402
 from b2ct.opennebula.reconcile import Reconciler  # noqa: E402
+from b2ct.opennebula.template import render  # noqa: E402
 
 COUNTS = (1, 4, 8)
 RUNNING, ACTIVE = 3, 3
@@ -79,9 +80,9 @@ def main() -> None:
         while any(int(h.STATE) != 2 for h in one.hostpool.info().HOST):
             time.sleep(1)
         tpl = next(t for t in one.templatepool.info(-2, -1, -1).VMTEMPLATE if t.NAME == "belle2-worker")
-        # The template pins its VMs to the workers; the bench spreads them over every host.
-        # (an empty expression is a parse error at instantiation: "every host" is written as one that holds)
-        one.template.update(tpl.ID, 'SCHED_REQUIREMENTS = "ID >= 0"', 1)
+        # The template pins its VMs to the workers; the bench's copy has no SCHED_REQUIREMENTS, so the
+        # scheduler spreads them over every host (an empty expression is a parse error at instantiation).
+        one.template.update(tpl.ID, render(belle2.vm_template(site)), 0)
         instantiate(one, int(tpl.ID), 1)  # warm-up: images cached on the hosts, drivers loaded
         times: dict[int, list[float]] = {n: [] for n in COUNTS}
         for _ in range(args.rounds):
