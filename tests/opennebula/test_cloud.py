@@ -535,6 +535,9 @@ def test_a_service_host_dies_and_its_vm_comes_back_on_the_other(cloud: Cloud) ->
     cloud.wait_monitored(timeout=300)
 
     def healed() -> bool:
+        # As an admin does once the host is back: start an index heal rather than wait for the self-heal
+        # daemon's own crawl (every 600 s, cluster.heal-timeout). It fails while a brick is still down.
+        cloud.lab.ssh("svc1", "gluster volume heal one-system")
         out = cloud.lab.ssh("svc1", "gluster volume heal one-system info summary").stdout
         counts = [int(n) for n in re.findall(r"Total Number of entries: (\d+)", out)]
         return bool(counts) and not any(counts)
