@@ -10,31 +10,19 @@ VM's prolog fails on the worker (nothing fetches the image from the front-end); 
 from __future__ import annotations
 
 import posixpath
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from b2ct.opennebula.template import render
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for
 from tests.lab_plugin import Cloud
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 LCM_RUNNING, LCM_PROLOG_FAILURE = 3, 39  # oned's LCM_STATES (vm.xsd)
 DONE = 6
-
-
-def _wait(what: str, probe: Any, timeout: float = 180) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s")
-        time.sleep(1)
 
 
 def _vm_outcome(one: Any, vmid: int) -> str:
@@ -72,7 +60,7 @@ def test_a_worker_instantiates_from_its_staged_copy(cloud: Cloud, tmp_path: Path
                 ds,
             )
         )  # fmt: skip
-        _wait("image READY", lambda: int(one.image.info(image).STATE) == 1)
+        wait_for("image READY", lambda: int(one.image.info(image).STATE) == 1, 180)
         source = str(one.image.info(image).SOURCE)
         assert posixpath.dirname(posixpath.normpath(source)) == ds_dir, source  # oned may write "one//"
         for host in ("wn1", "wn2"):  # a local directory on the workers, on their datastore disk
@@ -87,7 +75,7 @@ def test_a_worker_instantiates_from_its_staged_copy(cloud: Cloud, tmp_path: Path
             return vmid
 
         before = instantiate("staged-before")
-        assert _wait("the first VM to settle", lambda: _vm_outcome(one, before)) == "prolog failure"
+        assert wait_for("the first VM to settle", lambda: _vm_outcome(one, before), 180) == "prolog failure"
         log = lab.ssh("svc1", f"cat /var/log/one/{before}.log", check=True).stdout
         assert "Error copying" in log and source in log, log[-2000:]
 
@@ -100,7 +88,7 @@ def test_a_worker_instantiates_from_its_staged_copy(cloud: Cloud, tmp_path: Path
         assert "2/2 host(s) staged" in result.out
 
         after = instantiate("staged-after")
-        assert _wait("the second VM to settle", lambda: _vm_outcome(one, after)) == "running"
+        assert wait_for("the second VM to settle", lambda: _vm_outcome(one, after), 180) == "running"
         # tm/shared/clone.ssh converted wn1's own copy into the VM's disk there (qcow_dir_cmd: disk.0 is
         # a link into disk.0.snap/0)
         disk = lab.ssh("wn1", f"readlink /var/lib/one/datastores/*/{after}/disk.0", check=True).stdout
@@ -112,10 +100,11 @@ def test_a_worker_instantiates_from_its_staged_copy(cloud: Cloud, tmp_path: Path
         for vmid in vms:
             one.vm.action("terminate-hard", vmid)
         for vmid in vms:
-            _wait(f"VM {vmid} DONE", lambda v=vmid: int(one.vm.info(v).STATE) == DONE)
+            wait_for(f"VM {vmid} DONE", lambda v=vmid: int(one.vm.info(v).STATE) == DONE, 180)
         if image is not None:
             one.image.delete(image)
-            _wait("image deleted", lambda: image not in [i.ID for i in one.imagepool.info(-2, -1, -1).IMAGE])
+            pool = one.imagepool.info
+            wait_for("image deleted", lambda: image not in [i.ID for i in pool(-2, -1, -1).IMAGE], 180)
         one.datastore.delete(ds)
         for host in ("svc1", "wn1", "wn2"):
             lab.ssh(host, f"rm -rf {ds_dir}")
