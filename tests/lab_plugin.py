@@ -116,6 +116,31 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             _SESSION_LABS.pop(name).close()
 
 
+# What a failed cloud test's report carries besides its assertion: the front-end's own view, read at once
+# (a later test may change it). CI keeps only the report, not the lab.
+_CLOUD_STATE = (
+    "su - oneadmin -c 'onehost list; onevm list'; "
+    'p=$(pidof oned) && echo "oned: $(ls /proc/$p/fd | wc -l) open files, '
+    "limit $(awk '/open files/ {print $4}' /proc/$p/limits)\"; df -h / /var/lib/one/datastores/* | sort -u; "
+    "echo '-- oned.log, last errors:'; grep -F '[E]' /var/log/one/oned.log | tail -n 15"
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    cloud = getattr(item, "funcargs", {}).get("cloud")
+    if report.when != "call" or not report.failed or not isinstance(cloud, Cloud):
+        return
+    try:
+        r = cloud.lab.ssh("svc1", _CLOUD_STATE, timeout=60)
+        state = r.stdout + r.stderr
+    except (OSError, subprocess.SubprocessError) as e:
+        state = f"could not read it: {e}"
+    report.sections.append(("cloud state at the failure (svc1)", state))
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     with contextlib.ExitStack() as stack:

@@ -9,25 +9,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pyone
+
 from b2ct.errors import B2ctError
 from b2ct.inventory import Site
 from b2ct.opennebula.client import api_errors, template_dict
 from b2ct.opennebula.plan import IMAGE_VOLUME, SERVICES, WORKERS
 from b2ct.opennebula.template import render
 
-VM_STATES = {
-    0: "INIT",
-    1: "PENDING",
-    2: "HOLD",
-    3: "ACTIVE",
-    4: "STOPPED",
-    5: "SUSPENDED",
-    6: "DONE",
-    7: "FAILED",
-    8: "POWEROFF",
-    9: "UNDEPLOYED",
-}
-LCM_RUNNING = 3
+LCM_RUNNING = int(pyone.LCM_STATE.RUNNING)
 LCM_FAILURES = {14, 36, 37, 38, 39, 40, 41, 42}  # FAILURE, BOOT_*_FAILURE, PROLOG/EPILOG_*_FAILURE
 
 
@@ -222,16 +212,14 @@ def smoke(
                     done[vmid] = SmokeVM(vmid, cluster, host, time.monotonic() - t0)
                 elif vm.STATE in (6, 7) or vm.LCM_STATE in LCM_FAILURES:
                     raise B2ctError(
-                        f"VM {vmid} (cluster {cluster}) failed: state {VM_STATES.get(vm.STATE, vm.STATE)}, "
-                        f"lcm state {vm.LCM_STATE}: {_reason(vm)}",
+                        f"VM {vmid} (cluster {cluster}) failed: state {state_name(vm)}: {_reason(vm)}",
                         where=endpoint,
                         hint=f"onevm show {vmid}; /var/log/one/{vmid}.log on the front-end",
                     )
                 elif time.monotonic() - t0 > timeout:
                     raise B2ctError(
                         f"VM {vmid} (cluster {cluster}) not RUNNING after {timeout:.0f}s "
-                        f"(state {VM_STATES.get(vm.STATE, vm.STATE)}, lcm state {vm.LCM_STATE})"
-                        + (f": {_reason(vm)}" if _reason(vm) else ""),
+                        f"(state {state_name(vm)})" + (f": {_reason(vm)}" if _reason(vm) else ""),
                         where=endpoint,
                         hint="is a host of that cluster MONITORED with room for it? onevm show " + str(vmid),
                     )
@@ -254,6 +242,20 @@ def tpl_disk(one: Any, endpoint: str, template_name: str) -> dict[str, str]:
     if isinstance(disk, list):
         disk = disk[0]
     return {str(k): str(v) for k, v in dict(disk or {}).items()}
+
+
+def state_name(vm: Any) -> str:
+    """A VM's state as `onevm show` names it: "ACTIVE/BOOT" while active, else "PENDING", "DONE", ...
+    (the numbers of vm.xsd, names from pyone's VM_STATE and LCM_STATE)."""
+
+    def name(enum: Any, value: Any) -> str:
+        try:
+            return str(enum(int(value)).name)
+        except ValueError:
+            return str(value)
+
+    state = name(pyone.VM_STATE, vm.STATE)
+    return f"{state}/{name(pyone.LCM_STATE, vm.LCM_STATE)}" if state == "ACTIVE" else state
 
 
 def _reason(vm: Any) -> str:

@@ -353,8 +353,15 @@ def test_drain_live_migrates_service_vms(cloud: Cloud) -> None:
         other = next(h for h in SERVICES if h != vm.host)
         assert (3, 3, other) == (moved.STATE, moved.LCM_STATE, moved.HISTORY_RECORDS.HISTORY[-1].HOSTNAME)
         assert cloud.host_states()[vm.host] == HOST_DISABLED
-        log = cloud.lab.ssh("svc1", f"cat /var/log/one/{vm.id}.log").stdout
-        assert "Successfully execute virtualization driver operation: migrate" in log
+        # oned writes the driver's step lines as it reads them, possibly after the state it reports
+        wait_for(
+            f"the driver's migrate logged in VM {vm.id}'s log",
+            lambda: (
+                "Successfully execute virtualization driver operation: migrate"
+                in cloud.lab.ssh("svc1", f"cat /var/log/one/{vm.id}.log").stdout
+            ),
+            30,
+        )
     finally:
         drain.enable(one, cloud.endpoint, vm.host)
         cloud.terminate(vm.id)

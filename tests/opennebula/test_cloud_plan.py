@@ -142,3 +142,20 @@ def test_upgrade_limit_takes_the_sites_own_groups_in_rolling_order(site_copy: Pa
     with pytest.raises(B2ctError, match="--limit: no host or group named 'rack9'") as err:
         upgrade.order(site, "rack9", site_copy)
     assert "rack2" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("state", "lcm", "want"),
+    [
+        (3, 2, "ACTIVE/BOOT"),
+        (3, 36, "ACTIVE/BOOT_FAILURE"),
+        (1, 0, "PENDING"),
+        (6, 0, "DONE"),
+        (3, 99, "ACTIVE/99"),
+    ],
+)
+def test_vm_states_named_as_onevm_shows_them(state: int, lcm: int, want: str) -> None:
+    """Errors name a VM's state as `onevm show` does, not by vm.xsd's numbers."""
+    from types import SimpleNamespace
+
+    assert belle2.state_name(SimpleNamespace(STATE=state, LCM_STATE=lcm)) == want

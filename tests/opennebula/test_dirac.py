@@ -16,7 +16,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 import yaml
 
 from b2ct.opennebula import belle2, dirac
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, run_cli, wait_for
 from tests.lab_plugin import Cloud
 
 DIRAC_VERSION = "9.1.22"
@@ -145,10 +144,14 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
     cloud: Cloud, dirac_dist: Path, tmp_path: Path
 ) -> None:
     one = cloud.one()
-    deadline = time.monotonic() + 300  # the fixture registers the image; oned may still be copying it
-    while int(next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest").STATE) != 1:
-        assert time.monotonic() < deadline, "image b2ct-lab-guest not READY"
-        time.sleep(1)
+
+    # The fixture registers the image and oned may still be copying it (LOCKED); READY or USED (a VM of
+    # another test runs from it) will do: image states as image.xsd numbers them.
+    def usable() -> bool:
+        image = next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest")
+        return int(image.STATE) in (1, 2)
+
+    wait_for("image b2ct-lab-guest READY or USED", usable, 300)
     out = tmp_path / "dirac"
     template = dirac_dist / CE_DIR / "cloudinit.template"
     args = ("cloud", "export-dirac", "--site", SITE, "-o", out, "-i", cloud.lab.inventory,
@@ -246,10 +249,7 @@ def _check_export(cloud: Cloud, dirac_dist: Path, out: Path, r: Any) -> None:
         # the template's own context is gone: OpenNebula replaced it with the driver's
         assert "START_SCRIPT_BASE64" not in context and "CVMFS_HTTP_PROXY" not in context
     finally:
-        one.vm.action("terminate-hard", vmid)
-        deadline = time.monotonic() + 60
-        while int(one.vm.info(vmid).STATE) != 6 and time.monotonic() < deadline:  # DONE
-            time.sleep(0.5)
+        cloud.terminate(vmid)
 
 
 def _auth(cloud: Cloud, tmp_path: Path) -> Path:
