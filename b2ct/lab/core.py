@@ -401,6 +401,8 @@ class Lab:
             # Bad input fails here, before an image is built or anything is created.
             mirror.repo_version(repo)
             mirror.check_tools()
+        cached = image.image_path(bare=bare, opennebula_repo=repo).is_dir()
+        _check_space(len(specs), image_missing=rebuild_image or not cached)
         base = image.ensure_image(rebuild=rebuild_image, bare=bare, opennebula_repo=repo)
         with locked(STATE_ROOT / ".slots.lock"):
             existing = LabState.load(self.name)
@@ -1519,6 +1521,32 @@ def reap_stale(label: str) -> list[str]:
             Lab(st.name).down()
             removed.append(st.name)
     return removed
+
+
+# Space a lab writes, with margin: sampling `df` through a full test run, the cloud lab (5 hosts, every
+# role, OpenNebula, its VMs) took 0.8 GB at its peak; a base image takes 1.1 GiB (docs/lab.md).
+HOST_SPACE = 1024**3
+IMAGE_SPACE = 3 * 1024**3 // 2
+
+
+def _check_space(hosts: int, *, image_missing: bool) -> None:
+    """Refuse to start a lab that would fill its filesystem half-way through (a full disk shows up much later
+    as services failing in strange ways). Raises B2ctError naming the directory, what is needed and free."""
+    needs = [(STATE_ROOT, hosts * HOST_SPACE)]
+    if image_missing:
+        needs.append((image.CACHE_DIR, IMAGE_SPACE))
+    for where, need in needs:
+        probe = where
+        while not probe.exists():  # the directory is made later; its filesystem is its nearest parent's
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        if free < need:
+            raise B2ctError(
+                f"not enough free space for the lab: {need / 1024**3:.1f} GiB needed, "
+                f"{free / 1024**3:.1f} GiB free",
+                where=where,
+                hint="free some space there, or point B2CT_LAB_STATE / B2CT_LAB_CACHE at a larger filesystem",
+            )
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import pytest
 from b2ct.image import fanout
 from b2ct.lab.core import Lab
 from b2ct.lab.guest import write_image
-from tests.conftest import EXAMPLE, REPO, CliResult, assert_one_line_error, run_cli
+from tests.conftest import EXAMPLE, REPO, CliResult, assert_one_line_error, run_cli, wait_for
 from tests.lab_plugin import make_lab
 
 WORKERS = ("wn1", "wn2", "wn3")
@@ -197,6 +197,8 @@ def test_an_interrupted_run_resumes_from_its_partial_copy(stage_lab: Lab) -> Non
             [sys.executable, "-m", "b2ct.cli", "image", "stage", "wn1:/root/big.raw", "--to", "wn2",
              "--dest", dest, "-i", str(lab.inventory)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+            # a suite started in the background by a shell ignores SIGINT, and so would this child
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 120
@@ -215,12 +217,22 @@ def test_an_interrupted_run_resumes_from_its_partial_copy(stage_lab: Lab) -> Non
                 proc.wait()
         assert proc.returncode == 130, out + err  # typer turns Ctrl-C into exit 130, silently
         assert "Traceback" not in err
-        partial = lab.ssh("wn2", f"stat -c %s {dest}/.b2ct-partial/big.raw", check=True).stdout
+        # The receiving rsync on wn2 learns of the stop through the chain of closed connections, after
+        # this run has ended: it then moves its temporary file into the partial directory and exits.
+        partial = wait_for(
+            "wn2's rsync keeping its partial copy",
+            lambda: lab.ssh("wn2", f"stat -c %s {dest}/.b2ct-partial/big.raw").stdout.strip(),
+            30,
+            0.3,
+        )
         assert 4 << 20 < int(partial) < size
         assert _sha(lab, "wn2", f"{dest}/big.raw") == "", "no half-written image in the cache"
-        time.sleep(1)
-        for host in ("wn1", "wn2"):  # nothing left running on either side
-            assert lab.ssh(host, "pgrep -x rsync").stdout == "", host
+        wait_for(  # nothing left running on either side
+            "no rsync left on wn1 and wn2",
+            lambda: all(lab.ssh(host, "pgrep -x rsync").stdout == "" for host in ("wn1", "wn2")),
+            30,
+            0.3,
+        )
     finally:
         subprocess.run(["tc", "qdisc", "del", "dev", veth, "root"], check=True)
     result = _stage(lab, "wn1:/root/big.raw", "--to", "wn2", "--dest", dest)

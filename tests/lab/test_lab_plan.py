@@ -42,3 +42,22 @@ def test_bad_plans(hosts, services, workers):
 def test_bad_lab_names(name):
     with pytest.raises(B2ctError):
         check_lab_name(name)
+
+
+def test_lab_refuses_to_start_where_it_would_fill_the_disk(tmp_path, monkeypatch):
+    """Checked against this machine's real free space: a lab one host too big for it is refused up front,
+    naming the directory (not yet made), what it needs and what is free."""
+    import shutil
+
+    from b2ct.lab import core
+
+    state = tmp_path / "not-yet" / "lab"
+    monkeypatch.setattr(core, "STATE_ROOT", state)
+    core._check_space(0, image_missing=False)
+    too_many = shutil.disk_usage(tmp_path).free // core.HOST_SPACE + 1
+    with pytest.raises(B2ctError) as err:
+        core._check_space(too_many, image_missing=False)
+    line = err.value.oneline()
+    assert str(state) in line and "not enough free space for the lab" in line and "GiB free" in line, line
+    assert "B2CT_LAB_STATE" in line, line
+    assert not state.exists()
