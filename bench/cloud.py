@@ -51,8 +51,8 @@ def instantiate(one: Any, template_id: int, n: int) -> float:
                 vm = one.vm.info(vmid)
                 if (vm.STATE, vm.LCM_STATE) == (ACTIVE, RUNNING):
                     pending.discard(vmid)
-                elif vm.STATE in (6, 7) or vm.LCM_STATE in belle2.LCM_FAILURES:
-                    raise SystemExit(f"VM {vmid} failed: state {vm.STATE}/{vm.LCM_STATE}")
+                elif vm.STATE in belle2.VM_ENDED or vm.LCM_STATE in belle2.LCM_FAILURES:
+                    raise SystemExit(f"VM {vmid} failed: state {belle2.state_name(vm)}")
             if time.monotonic() - t0 > 900:
                 raise SystemExit(f"VMs {sorted(pending)} not RUNNING after 900 s")
             time.sleep(0.2)

@@ -18,7 +18,12 @@ from b2ct.opennebula.plan import IMAGE_VOLUME, SERVICES, WORKERS
 from b2ct.opennebula.template import render
 
 LCM_RUNNING = int(pyone.LCM_STATE.RUNNING)
-LCM_FAILURES = {14, 36, 37, 38, 39, 40, 41, 42}  # FAILURE, BOOT_*_FAILURE, PROLOG/EPILOG_*_FAILURE
+LCM_FAILURES = {
+    int(pyone.LCM_STATE[name])
+    for name in ("FAILURE", "BOOT_FAILURE", "BOOT_MIGRATE_FAILURE", "PROLOG_MIGRATE_FAILURE",
+                 "PROLOG_FAILURE", "EPILOG_FAILURE", "EPILOG_STOP_FAILURE", "EPILOG_UNDEPLOY_FAILURE")
+}  # fmt: skip
+VM_ENDED = {int(pyone.VM_STATE.DONE), int(pyone.VM_STATE.FAILED)}
 
 
 def squid_proxies(site: Site) -> str:
@@ -210,7 +215,7 @@ def smoke(
                     hist = vm.HISTORY_RECORDS.HISTORY
                     host = str(hist[-1].HOSTNAME) if hist else "?"
                     done[vmid] = SmokeVM(vmid, cluster, host, time.monotonic() - t0)
-                elif vm.STATE in (6, 7) or vm.LCM_STATE in LCM_FAILURES:
+                elif vm.STATE in VM_ENDED or vm.LCM_STATE in LCM_FAILURES:
                     raise B2ctError(
                         f"VM {vmid} (cluster {cluster}) failed: state {state_name(vm)}: {_reason(vm)}",
                         where=endpoint,
