@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pyone
 import pytest
 import yaml
 
@@ -146,10 +147,10 @@ def test_export_is_what_dirac_reads_from_the_live_cloud(
     one = cloud.one()
 
     # The fixture registers the image and oned may still be copying it (LOCKED); READY or USED (a VM of
-    # another test runs from it) will do: image states as image.xsd numbers them.
+    # another test runs from it) will do.
     def usable() -> bool:
         image = next(i for i in one.imagepool.info(-2, -1, -1).IMAGE if i.NAME == "b2ct-lab-guest")
-        return int(image.STATE) in (1, 2)
+        return int(image.STATE) in (pyone.IMAGE_STATES.READY, pyone.IMAGE_STATES.USED)
 
     wait_for("image b2ct-lab-guest READY or USED", usable, 300)
     out = tmp_path / "dirac"
